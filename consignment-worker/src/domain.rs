@@ -1,0 +1,121 @@
+//! The rules for a consignment: pure domain logic, no I/O.
+
+use shared::model::{Consignment, NewConsignment, Specification};
+
+/// Why a consignment request breaks the rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("description must not be empty")]
+    EmptyDescription,
+    #[error("weight must be greater than zero")]
+    ZeroWeight,
+    #[error("a consignment needs at least one container")]
+    NoContainers,
+    #[error("too many containers: {0}")]
+    TooManyContainers(usize),
+    #[error("containers[{index}].{field} must not be empty")]
+    EmptyContainerField { index: usize, field: &'static str },
+}
+
+/// A consignment request that keeps the rules, ready to be booked onto a vessel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidConsignment {
+    request: NewConsignment,
+    capacity: u32,
+}
+
+impl ValidConsignment {
+    pub fn parse(request: NewConsignment) -> Result<Self, ValidationError> {
+        if request.description.trim().is_empty() {
+            return Err(ValidationError::EmptyDescription);
+        }
+        if request.weight == 0 {
+            return Err(ValidationError::ZeroWeight);
+        }
+        if request.containers.is_empty() {
+            return Err(ValidationError::NoContainers);
+        }
+        let count = request.containers.len();
+        let capacity = u32::try_from(count).map_err(|_| ValidationError::TooManyContainers(count))?;
+        for (index, container) in request.containers.iter().enumerate() {
+            let fields = [
+                ("customer_id", &container.customer_id),
+                ("origin", &container.origin),
+                ("user_id", &container.user_id),
+            ];
+            if let Some((field, _)) = fields.into_iter().find(|(_, value)| value.trim().is_empty()) {
+                return Err(ValidationError::EmptyContainerField { index, field });
+            }
+        }
+        Ok(Self { request, capacity })
+    }
+
+    /// What a vessel must carry: one slot per container, the whole weight.
+    pub fn specification(&self) -> Specification {
+        Specification { capacity: self.capacity, max_weight: self.request.weight }
+    }
+
+    /// The consignment as stored once booked onto `vessel_id` under `id`.
+    pub fn book(self, id: String, vessel_id: String) -> Consignment {
+        let NewConsignment { description, weight, containers } = self.request;
+        Consignment { id, description, weight, containers, vessel_id }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::model::Container;
+
+    use super::*;
+
+    fn container(customer_id: &str) -> Container {
+        Container {
+            id: String::new(),
+            customer_id: customer_id.into(),
+            origin: "Manchester, United Kingdom".into(),
+            user_id: "user001".into(),
+        }
+    }
+
+    fn seed() -> NewConsignment {
+        NewConsignment {
+            description: "This is a test consignment".into(),
+            weight: 55_000,
+            containers: vec![container("cust001"), container("cust002"), container("cust005")],
+        }
+    }
+
+    #[test]
+    fn specification_asks_a_slot_per_container_and_the_whole_weight() {
+        let valid = ValidConsignment::parse(seed()).unwrap();
+        assert_eq!(valid.specification(), Specification { capacity: 3, max_weight: 55_000 });
+    }
+
+    #[test]
+    fn booking_keeps_the_request_and_adds_id_and_vessel() {
+        let booked = ValidConsignment::parse(seed()).unwrap().book("c1".into(), "vessel001".into());
+        assert_eq!((booked.id.as_str(), booked.vessel_id.as_str()), ("c1", "vessel001"));
+        assert_eq!(booked.containers, seed().containers);
+        assert_eq!(booked.weight, 55_000);
+    }
+
+    #[test]
+    fn rules_are_enforced() {
+        let broken = |change: fn(&mut NewConsignment)| {
+            let mut request = seed();
+            change(&mut request);
+            ValidConsignment::parse(request).unwrap_err()
+        };
+        assert_eq!(broken(|r| r.description = "  ".into()), ValidationError::EmptyDescription);
+        assert_eq!(broken(|r| r.weight = 0), ValidationError::ZeroWeight);
+        assert_eq!(broken(|r| r.containers.clear()), ValidationError::NoContainers);
+        assert_eq!(
+            broken(|r| r.containers[1].user_id.clear()),
+            ValidationError::EmptyContainerField { index: 1, field: "user_id" }
+        );
+        assert_eq!(
+            ValidationError::EmptyContainerField { index: 1, field: "user_id" }.to_string(),
+            "containers[1].user_id must not be empty"
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! consignment-worker with a real vessel-worker, against a real NATS server.
+
+use std::time::Duration;
+
+use async_nats::Client;
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+use shared::{
+    ErrorCode, ServiceError,
+    client::{RequestError, request},
+    model::{Consignment, ConsignmentList, CreatedConsignment},
+    subjects::consignment,
+};
+use testkit::{Nats, Running, service_error};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// The consignment the CLI sends by default.
+const SEED: &str = include_str!("../../consignment.json");
+
+type Worker = Running<Result<(), shared::service::Error>>;
+
+async fn spawn_consignment_worker(config: consignment_worker::Config) -> Worker {
+    testkit::serve(consignment_worker::start(&config).await.expect("start consignment-worker"))
+}
+
+async fn spawn_vessel_worker(nats: &Nats) -> Worker {
+    testkit::serve(vessel_worker::start(&vessel_worker::Config::new(nats.url())).await.expect("start vessel-worker"))
+}
+
+async fn create(client: &Client, body: impl Into<bytes::Bytes>) -> Result<CreatedConsignment, RequestError> {
+    request(client, consignment::CREATE, body.into(), TIMEOUT).await
+}
+
+async fn list(client: &Client) -> Vec<Consignment> {
+    let list: ConsignmentList = request(client, consignment::LIST, "".into(), TIMEOUT).await.unwrap();
+    list.consignments
+}
+
+#[tokio::test]
+async fn create_books_a_vessel_stores_and_announces_the_consignment() {
+    let nats = Nats::start().await;
+    let vessels = spawn_vessel_worker(&nats).await;
+    let consignments = spawn_consignment_worker(consignment_worker::Config::new(nats.url())).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut events = client.subscribe(consignment::CREATED_EVENT).await.unwrap();
+    client.flush().await.unwrap();
+
+    let created = create(&client, SEED).await.unwrap();
+    assert!(created.created);
+    let booked = created.consignment;
+    assert_eq!(booked.vessel_id, "vessel001");
+    assert!(uuid::Uuid::parse_str(&booked.id).is_ok(), "id is a uuid: {}", booked.id);
+    assert_eq!(
+        (booked.description.as_str(), booked.weight, booked.containers.len()),
+        ("This is a test consignment", 55_000, 3)
+    );
+
+    assert_eq!(list(&client).await, vec![booked.clone()]);
+    let event: Consignment = serde_json::from_slice(&events.next().await.unwrap().payload).unwrap();
+    assert_eq!(event, booked);
+
+    consignments.stop().await.unwrap();
+    vessels.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn consignment_no_vessel_can_carry_is_refused_and_not_stored() {
+    let nats = Nats::start().await;
+    let vessels = spawn_vessel_worker(&nats).await;
+    let consignments = spawn_consignment_worker(consignment_worker::Config::new(nats.url())).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+
+    let mut heavy: Value = serde_json::from_str(SEED).unwrap();
+    heavy["weight"] = json!(999_999_999);
+    let error = service_error(create(&client, heavy.to_string()).await);
+    assert_eq!(error, ServiceError::new(ErrorCode::NotFound, "no vessel available"));
+    assert!(list(&client).await.is_empty());
+
+    consignments.stop().await.unwrap();
+    vessels.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_a_vessel_worker_create_fails_fast_with_503() {
+    let nats = Nats::start().await;
+    // A vessel timeout far beyond the client's: only NATS's immediate "no responders"
+    // can produce the 503 before the client gives up.
+    let config =
+        consignment_worker::Config { vessel_timeout_ms: 600_000, ..consignment_worker::Config::new(nats.url()) };
+    let consignments = spawn_consignment_worker(config).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+
+    let error = service_error(create(&client, SEED).await);
+    assert_eq!(error, ServiceError::new(ErrorCode::Unavailable, "vessel service unavailable"));
+    assert!(list(&client).await.is_empty());
+
+    consignments.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn no_more_than_max_in_flight_requests_are_handled_at_once() {
+    let nats = Nats::start().await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    // This test stands in for the vessel service and holds the lookups it gets.
+    let mut lookups = client.subscribe(shared::subjects::vessel::FIND_AVAILABLE).await.unwrap();
+    client.flush().await.unwrap();
+    let mut config = consignment_worker::Config::new(nats.url());
+    config.worker.max_in_flight = std::num::NonZeroUsize::new(2).unwrap();
+    let consignments = spawn_consignment_worker(config).await;
+
+    let creates: Vec<_> = (0..3)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { create(&client, SEED).await })
+        })
+        .collect();
+    let first = lookups.next().await.unwrap();
+    let second = lookups.next().await.unwrap();
+    // A third create is waiting in NATS, not in the worker: no third lookup comes.
+    let third = tokio::time::timeout(Duration::from_millis(300), lookups.next()).await;
+    assert!(third.is_err(), "a third request was taken while two were in flight");
+
+    let vessel = r#"{"vessel":{"id":"vessel001","capacity":500,"max_weight":200000,"name":"Boaty McBoatface"}}"#;
+    client.publish(first.reply.unwrap(), vessel.into()).await.unwrap();
+    let third = lookups.next().await.unwrap();
+    for lookup in [second, third] {
+        client.publish(lookup.reply.unwrap(), vessel.into()).await.unwrap();
+    }
+    for create in creates {
+        assert_eq!(create.await.unwrap().unwrap().consignment.vessel_id, "vessel001");
+    }
+
+    consignments.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_the_worker_keeps_serving() {
+    let nats = Nats::start().await;
+    let vessels = spawn_vessel_worker(&nats).await;
+    let consignments = spawn_consignment_worker(consignment_worker::Config::new(nats.url())).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+
+    let seed_with = |field: &str, value: Value| {
+        let mut body: Value = serde_json::from_str(SEED).unwrap();
+        body[field] = value;
+        body.to_string().into_bytes()
+    };
+    let cases: Vec<(&str, Vec<u8>, ErrorCode, &str)> = vec![
+        (
+            "malformed JSON",
+            b"{\"description\": ".to_vec(),
+            ErrorCode::BadRequest,
+            "invalid request: description: EOF while parsing a value",
+        ),
+        (
+            "not an object",
+            br#""hello""#.to_vec(),
+            ErrorCode::BadRequest,
+            "invalid request: invalid type: string \"hello\", expected struct NewConsignment",
+        ),
+        (
+            "missing field",
+            br#"{"description":"d","weight":1}"#.to_vec(),
+            ErrorCode::BadRequest,
+            "missing field `containers`",
+        ),
+        (
+            "negative weight",
+            seed_with("weight", json!(-55_000)),
+            ErrorCode::BadRequest,
+            "weight: invalid value: integer `-55000`",
+        ),
+        ("zero weight", seed_with("weight", json!(0)), ErrorCode::BadRequest, "weight must be greater than zero"),
+        ("no containers", seed_with("containers", json!([])), ErrorCode::BadRequest, "at least one container"),
+        (
+            "blank description",
+            seed_with("description", json!(" ")),
+            ErrorCode::BadRequest,
+            "description must not be empty",
+        ),
+        ("2 MB payload", vec![b' '; 2 * 1024 * 1024], ErrorCode::PayloadTooLarge, "exceeds the limit of 65536 bytes"),
+    ];
+    for (case, payload, code, message) in cases {
+        let error = service_error(create(&client, payload).await);
+        assert_eq!(error.code, code, "{case}: {error}");
+        assert!(error.message.contains(message), "{case}: {error}");
+
+        let created = create(&client, SEED).await.unwrap_or_else(|error| panic!("after {case}: {error}"));
+        assert_eq!(created.consignment.vessel_id, "vessel001", "still serving after {case}");
+    }
+
+    consignments.stop().await.unwrap();
+    vessels.stop().await.unwrap();
+}

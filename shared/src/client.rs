@@ -1,0 +1,81 @@
+//! Typed request-reply against shippy endpoints, used by workers and the CLI alike.
+
+use std::time::Duration;
+
+use async_nats::{Client, Message, RequestErrorKind};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ERROR_CODE_HEADER, ERROR_HEADER, ErrorCode, ErrorReply, ServiceError};
+
+/// Why a request got no usable reply.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// Nobody subscribes to the subject: NATS says so at once.
+    #[error("no service is listening on {subject}")]
+    NoResponders { subject: String },
+    /// A responder exists but did not answer in time.
+    #[error("{subject} did not answer within {timeout:?}")]
+    TimedOut { subject: String, timeout: Duration },
+    /// The service answered with an error reply.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// The request could not be sent (connection closed, payload over the server's limit, ...).
+    #[error("request to {subject} failed: {source}")]
+    Transport {
+        subject: String,
+        #[source]
+        source: async_nats::RequestError,
+    },
+    /// The reply was not the JSON expected.
+    #[error("unexpected reply from {subject}: {source}")]
+    InvalidReply {
+        subject: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Sends `payload` to `subject` and decodes the reply as `T`, or as the error
+/// reply if the service sent one.
+pub async fn request<T: DeserializeOwned>(
+    client: &Client,
+    subject: &str,
+    payload: Bytes,
+    timeout: Duration,
+) -> Result<T, RequestError> {
+    let request = async_nats::Request::new().payload(payload).timeout(Some(timeout));
+    let reply = client.send_request(subject.to_owned(), request).await.map_err(|source| match source.kind() {
+        RequestErrorKind::NoResponders => RequestError::NoResponders { subject: subject.to_owned() },
+        RequestErrorKind::TimedOut => RequestError::TimedOut { subject: subject.to_owned(), timeout },
+        _ => RequestError::Transport { subject: subject.to_owned(), source },
+    })?;
+    decode_reply(subject, &reply)
+}
+
+/// Decodes a reply message: an error reply (flagged by the ADR-32 headers) becomes
+/// [`RequestError::Service`], anything else is parsed as `T`.
+pub fn decode_reply<T: DeserializeOwned>(subject: &str, reply: &Message) -> Result<T, RequestError> {
+    if let Some(error) = service_error(reply) {
+        return Err(RequestError::Service(error));
+    }
+    serde_json::from_slice(&reply.payload)
+        .map_err(|source| RequestError::InvalidReply { subject: subject.to_owned(), source })
+}
+
+fn service_error(reply: &Message) -> Option<ServiceError> {
+    let headers = reply.headers.as_ref()?;
+    let code = headers.get(ERROR_CODE_HEADER)?;
+    // Prefer the JSON body; fall back to the headers for services that only send those.
+    if let Ok(ErrorReply { error }) = serde_json::from_slice(&reply.payload) {
+        return Some(error);
+    }
+    let code = code
+        .as_str()
+        .parse::<u16>()
+        .ok()
+        .and_then(|code| ErrorCode::try_from(code).ok())
+        .unwrap_or(ErrorCode::Internal);
+    let message = headers.get(ERROR_HEADER).map_or("unknown error", |value| value.as_str());
+    Some(ServiceError::new(code, message))
+}

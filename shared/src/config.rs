@@ -1,0 +1,34 @@
+//! The settings every worker shares, as flags or environment variables.
+
+use std::num::NonZeroUsize;
+
+/// Requests larger than this are refused unread, by default.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Requests handled at once, by default.
+pub const DEFAULT_MAX_IN_FLIGHT: NonZeroUsize = NonZeroUsize::new(1024).expect("1024 is not zero");
+
+/// Where a worker finds NATS and how much it takes on; each worker flattens this
+/// into its own `Config`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerConfig {
+    /// NATS server(s) to connect to.
+    #[arg(long, env = crate::nats::URL_ENV, default_value = crate::nats::DEFAULT_URL)]
+    pub nats_url: String,
+    /// Requests larger than this many bytes are refused unread (413).
+    #[arg(long, env = "MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
+    pub max_request_bytes: usize,
+    /// Requests handled at once; more wait, queued in NATS.
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: NonZeroUsize,
+}
+
+impl WorkerConfig {
+    /// The defaults, connecting to `nats_url`.
+    pub fn new(nats_url: impl Into<String>) -> Self {
+        Self {
+            nats_url: nats_url.into(),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        }
+    }
+}

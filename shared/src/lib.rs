@@ -1,0 +1,27 @@
+//! The shippy wire contract and the plumbing every shippy process shares.
+//!
+//! Everything that crosses NATS is defined here exactly once:
+//!
+//! * [`subjects`]: subject names (which stand in for service names) and queue groups
+//!   (which replace registry-based discovery: every instance in a group shares the load);
+//! * [`model`]: the JSON messages sent on those subjects;
+//! * [`error`]: the error reply every endpoint sends when a request cannot be served;
+//! * [`codec`]: decoding requests (with errors that name the bad field) and encoding messages.
+//!
+//! The rest is the edge both workers and the CLI stand on: [`config`] (the settings
+//! every worker shares), [`nats`] (connecting),
+//! [`client`] (typed request-reply), [`service`] (serving endpoints as an ADR-32 NATS
+//! micro service with graceful shutdown), [`shutdown`] and [`telemetry`].
+
+pub mod client;
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod nats;
+pub mod service;
+pub mod shutdown;
+pub mod subjects;
+pub mod telemetry;
+
+pub use error::{ErrorCode, ServiceError};
