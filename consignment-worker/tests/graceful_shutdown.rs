@@ -33,9 +33,9 @@ struct Worker {
 }
 
 impl Worker {
-    /// Starts the worker, with SIGTERM blocked in the signal mask it inherits if
-    /// `sigterm_blocked` (as some supervisors and CI runners start their children),
-    /// and waits until it serves.
+    /// Starts the worker with SIGTERM blocked in the signal mask it inherits if
+    /// `sigterm_blocked` (as some supervisors and CI runners start their children)
+    /// and unblocked otherwise, whatever this test process was given; waits until it serves.
     async fn start(nats: &Nats, sigterm_blocked: bool) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_consignment-worker"));
         command
