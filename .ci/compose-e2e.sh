@@ -52,11 +52,11 @@ compose build
 step "image sizes"
 tag="${SHIPPY_TAG:-latest}"
 for image in "${NATS_IMAGE:-nats:2.12}" "shippy/vessel-worker:$tag" "shippy/consignment-worker:$tag" "shippy/cli:$tag"; do
-    printf '  %-40s %6.1f MB\n' "$image" "$(docker image inspect -f '{{.Size}}' "$image" | awk '{ print $1 / 1000000 }')"
-done
-for image in vessel-worker consignment-worker; do
-    size="$(docker image inspect -f '{{.Size}}' "shippy/$image:$tag")"
-    [ "$size" -le 20000000 ] || { echo "shippy/$image is $size bytes, over the 20 MB target" >&2; exit 1; }
+    size="$(docker image inspect -f '{{.Size}}' "$image")"
+    printf '  %-40s %6.1f MB\n' "$image" "$(awk "BEGIN { print $size / 1000000 }")"
+    case "$image" in
+        shippy/*-worker:*) [ "$size" -le 20000000 ] || { echo "$image is $size bytes, over the 20 MB target" >&2; exit 1; } ;;
+    esac
 done
 
 step "docker compose up"

@@ -25,6 +25,9 @@ use shared::{
 
 use crate::{handler::ConsignmentHandler, repository::InMemoryRepository, vessels::VesselClient};
 
+/// How long the vessel service has to answer, by default, in milliseconds.
+pub const DEFAULT_VESSEL_TIMEOUT_MS: u64 = 2_000;
+
 /// How a consignment-worker is set up: flags, or the environment variables named.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(version, about)]
@@ -32,14 +35,14 @@ pub struct Config {
     #[command(flatten)]
     pub worker: WorkerConfig,
     /// How long to wait for the vessel service, in milliseconds.
-    #[arg(long, env = "VESSEL_TIMEOUT_MS", default_value_t = 2_000)]
+    #[arg(long, env = "VESSEL_TIMEOUT_MS", default_value_t = DEFAULT_VESSEL_TIMEOUT_MS)]
     pub vessel_timeout_ms: u64,
 }
 
 impl Config {
     /// The defaults, connecting to `nats_url`.
     pub fn new(nats_url: impl Into<String>) -> Self {
-        Self { worker: WorkerConfig::new(nats_url), vessel_timeout_ms: 2_000 }
+        Self { worker: WorkerConfig::new(nats_url), vessel_timeout_ms: DEFAULT_VESSEL_TIMEOUT_MS }
     }
 }
 

@@ -60,10 +60,16 @@ impl Worker {
         worker
     }
 
-    /// Reads the worker's log until a line contains `needle`, echoing it (shown if the test fails).
+    /// The next line of the worker's log, echoed (shown if the test fails); `None` once it exits.
+    async fn next_log_line(&mut self) -> Option<String> {
+        let line = self.log.next_line().await.expect("read worker log")?;
+        eprintln!("worker: {line}");
+        Some(line)
+    }
+
+    /// Reads the worker's log until a line contains `needle`.
     async fn wait_for_log(&mut self, needle: &str) {
-        while let Some(line) = self.log.next_line().await.expect("read worker log") {
-            eprintln!("worker: {line}");
+        while let Some(line) = self.next_log_line().await {
             if line.contains(needle) {
                 return;
             }
@@ -80,9 +86,7 @@ impl Worker {
     /// Waits for the worker to exit, echoing the rest of its log.
     async fn exit_status(mut self) -> ExitStatus {
         within("worker exits", async {
-            while let Some(line) = self.log.next_line().await.expect("read worker log") {
-                eprintln!("worker: {line}");
-            }
+            while self.next_log_line().await.is_some() {}
             self.child.wait().await.expect("wait for worker")
         })
         .await
