@@ -72,7 +72,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
         Command::List => ask::<ConsignmentList>(&connect().await?, consignment::LIST, Vec::new(), timeout).await,
         Command::Vessels => ask::<VesselList>(&connect().await?, vessel::LIST, Vec::new(), timeout).await,
         Command::FindVessel { capacity, max_weight } => {
-            let spec = encode(&Specification { capacity, max_weight });
+            let spec = encode(&Specification { capacity, max_weight, consignment_id: None });
             ask::<VesselReply>(&connect().await?, vessel::FIND_AVAILABLE, spec, timeout).await
         }
     }

@@ -1,6 +1,7 @@
 //! The rules for a consignment: pure domain logic, no I/O.
 
 use shared::model::{Consignment, NewConsignment, Specification};
+use uuid::Uuid;
 
 /// Why a consignment request breaks the rules.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,15 +51,56 @@ impl ValidConsignment {
         Ok(Self { request, capacity })
     }
 
-    /// What a vessel must carry: one slot per container, the whole weight.
-    pub fn specification(&self) -> Specification {
-        Specification { capacity: self.capacity, max_weight: self.request.weight }
+    /// What a vessel must carry for consignment `id`: one slot per container, the whole weight.
+    pub fn specification(&self, id: &str) -> Specification {
+        Specification { capacity: self.capacity, max_weight: self.request.weight, consignment_id: Some(id.to_owned()) }
+    }
+
+    /// The request as given.
+    pub fn request(&self) -> &NewConsignment {
+        &self.request
+    }
+
+    /// Identifies the request's content: two requests with the same fingerprint ask
+    /// for the same consignment.
+    pub fn fingerprint(&self) -> String {
+        Uuid::new_v5(&Uuid::NAMESPACE_OID, &shared::codec::encode(&self.request)).to_string()
     }
 
     /// The consignment as stored once booked onto `vessel_id` under `id`.
     pub fn book(self, id: String, vessel_id: String) -> Consignment {
         let NewConsignment { description, weight, containers } = self.request;
         Consignment { id, description, weight, containers, vessel_id }
+    }
+}
+
+/// The key under which idempotency key `key` (a `Nats-Msg-Id`, any text) is
+/// stored: a name-based UUID, so any key becomes a valid bucket key of fixed size.
+pub fn idempotency_key(key: &str) -> String {
+    Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, key.as_bytes()).to_string()
+}
+
+/// The namespace of [`idempotency_key`]'s UUIDs.
+const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x5d1b_7c2e_0a4f_4e57_9c1d_6b3a_8f20_e4c1);
+
+/// Which consignments a list shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsignmentFilter {
+    pub vessel_id: Option<String>,
+    pub user_id: Option<String>,
+}
+
+impl ConsignmentFilter {
+    /// Whether it lets every consignment through.
+    pub fn is_empty(&self) -> bool {
+        self.vessel_id.is_none() && self.user_id.is_none()
+    }
+
+    /// Whether `consignment` is booked onto the vessel asked for, and has a
+    /// container of the user asked for.
+    pub fn matches(&self, consignment: &Consignment) -> bool {
+        self.vessel_id.as_ref().is_none_or(|vessel| &consignment.vessel_id == vessel)
+            && self.user_id.as_ref().is_none_or(|user| consignment.containers.iter().any(|c| &c.user_id == user))
     }
 }
 
@@ -88,7 +130,10 @@ mod tests {
     #[test]
     fn specification_asks_a_slot_per_container_and_the_whole_weight() {
         let valid = ValidConsignment::parse(seed()).unwrap();
-        assert_eq!(valid.specification(), Specification { capacity: 3, max_weight: 55_000 });
+        assert_eq!(
+            valid.specification("c1"),
+            Specification { capacity: 3, max_weight: 55_000, consignment_id: Some("c1".into()) }
+        );
     }
 
     #[test]
@@ -117,5 +162,34 @@ mod tests {
             ValidationError::EmptyContainerField { index: 1, field: "user_id" }.to_string(),
             "containers[1].user_id must not be empty"
         );
+    }
+
+    #[test]
+    fn fingerprints_tell_requests_apart() {
+        let one = ValidConsignment::parse(seed()).unwrap();
+        let mut heavier = seed();
+        heavier.weight += 1;
+        assert_eq!(one.fingerprint(), ValidConsignment::parse(seed()).unwrap().fingerprint());
+        assert_ne!(one.fingerprint(), ValidConsignment::parse(heavier).unwrap().fingerprint());
+    }
+
+    #[test]
+    fn idempotency_keys_become_fixed_bucket_keys() {
+        assert_eq!(idempotency_key("order-1"), idempotency_key("order-1"));
+        assert_ne!(idempotency_key("order-1"), idempotency_key("order-2"));
+        assert_eq!(idempotency_key("a.b\n*>").len(), 36);
+    }
+
+    #[test]
+    fn filters_match_vessel_and_user() {
+        let booked = ValidConsignment::parse(seed()).unwrap().book("c1".into(), "vessel001".into());
+        let filter = |vessel: Option<&str>, user: Option<&str>| ConsignmentFilter {
+            vessel_id: vessel.map(Into::into),
+            user_id: user.map(Into::into),
+        };
+        assert!(filter(None, None).matches(&booked));
+        assert!(filter(Some("vessel001"), Some("user001")).matches(&booked));
+        assert!(!filter(Some("vessel002"), None).matches(&booked));
+        assert!(!filter(None, Some("user002")).matches(&booked));
     }
 }

@@ -1,4 +1,4 @@
-//! Asking the vessel service for a vessel: the one outgoing request of this worker.
+//! Asking the vessel service to book a vessel: the one outgoing request of this worker.
 
 use std::time::Duration;
 
@@ -23,12 +23,13 @@ impl VesselClient {
         Self { client, timeout }
     }
 
-    /// A vessel that fits `spec`, or the error to pass on to whoever asked for the consignment.
-    pub async fn find_available(&self, spec: Specification) -> Result<Vessel, ServiceError> {
-        match request::<VesselReply>(&self.client, vessel::FIND_AVAILABLE, encode(&spec).into(), self.timeout).await {
+    /// The vessel booked for `spec` (which names the consignment, so that a repeat
+    /// books once), or the error to pass on to whoever asked for the consignment.
+    pub async fn book(&self, spec: &Specification) -> Result<Vessel, ServiceError> {
+        match request::<VesselReply>(&self.client, vessel::FIND_AVAILABLE, encode(spec).into(), self.timeout).await {
             Ok(reply) => Ok(reply.vessel),
             Err(error) => {
-                tracing::warn!(%error, ?spec, "vessel lookup failed");
+                tracing::warn!(%error, ?spec, "vessel booking failed");
                 Err(passed_on(error))
             }
         }

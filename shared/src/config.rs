@@ -20,6 +20,9 @@ pub struct WorkerConfig {
     /// Requests handled at once; more wait, queued in NATS.
     #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: NonZeroUsize,
+    /// How the JetStream buckets and streams are created when absent.
+    #[command(flatten)]
+    pub store: crate::store::StoreConfig,
 }
 
 impl WorkerConfig {
@@ -29,6 +32,7 @@ impl WorkerConfig {
             nats_url: nats_url.into(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            store: crate::store::StoreConfig::default(),
         }
     }
 }

@@ -6,13 +6,15 @@
 //!   (which replace registry-based discovery: every instance in a group shares the load);
 //! * [`model`]: the JSON messages sent on those subjects;
 //! * [`error`]: the error reply every endpoint sends when a request cannot be served;
-//! * [`codec`]: decoding requests (with errors that name the bad field) and encoding messages.
+//! * [`codec`]: decoding requests (with errors that name the bad field) and encoding messages;
+//! * [`store`]: the JetStream buckets and stream that hold all state, by name.
 //!
 //! The rest is the edge both workers and the CLI stand on: [`config`] (the settings
 //! every worker shares), [`nats`] (connecting),
 //! [`client`] (typed request-reply), [`service`] (serving endpoints as an ADR-32 NATS
 //! micro service with graceful shutdown), [`shutdown`] and [`telemetry`].
 
+pub mod background;
 pub mod client;
 pub mod codec;
 pub mod config;
@@ -21,6 +23,7 @@ pub mod model;
 pub mod nats;
 pub mod service;
 pub mod shutdown;
+pub mod store;
 pub mod subjects;
 pub mod telemetry;
 

@@ -43,17 +43,57 @@ pub struct CreatedConsignment {
     pub consignment: Consignment,
 }
 
-/// Reply to `consignment.list`.
+/// Body of `consignment.list`: one page of consignments, oldest first. Every field
+/// is optional, and an empty body asks for the first page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListConsignments {
+    /// The most consignments in the page (default and maximum in the consignment-worker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Where the page starts: the `next` of the previous page; the first page without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Only consignments booked onto this vessel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vessel_id: Option<String>,
+    /// Only consignments with a container of this user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+}
+
+/// Reply to `consignment.list`: a page of consignments, and where the next starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsignmentList {
     pub consignments: Vec<Consignment>,
+    /// The cursor of the next page; absent on the last page. A filtered page may hold
+    /// fewer than `limit` consignments (even none) and still have a next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
-/// A vessel in the fleet.
+/// Body of `consignment.get`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetConsignment {
+    pub id: String,
+}
+
+/// Reply to `consignment.get`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsignmentReply {
+    pub consignment: Consignment,
+}
+
+/// Containers and weight: what a consignment needs, what a vessel has booked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Load {
+    pub containers: u32,
+    /// Kilograms.
+    pub weight: u64,
+}
+
+/// A vessel in the fleet, with what is booked on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vessel {
-    /// Optional in `vessel.create`: one is assigned when left out.
-    #[serde(default)]
     pub id: String,
     /// How many containers it carries.
     pub capacity: u32,
@@ -64,6 +104,42 @@ pub struct Vessel {
     pub available: bool,
     #[serde(default)]
     pub owner_id: String,
+    /// What consignments have booked on it so far.
+    #[serde(default)]
+    pub booked: Load,
+}
+
+impl Vessel {
+    /// What it can still take: capacity and weight less what is booked.
+    pub fn remaining(&self) -> Load {
+        Load {
+            containers: self.capacity.saturating_sub(self.booked.containers),
+            weight: self.max_weight.saturating_sub(self.booked.weight),
+        }
+    }
+}
+
+/// The body of `vessel.create`, and an entry of a `FLEET_FILE`: a vessel with nothing booked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewVessel {
+    /// Optional: one is assigned when left out.
+    #[serde(default)]
+    pub id: String,
+    pub capacity: u32,
+    pub max_weight: u64,
+    pub name: String,
+    #[serde(default = "available_by_default")]
+    pub available: bool,
+    #[serde(default)]
+    pub owner_id: String,
+}
+
+impl NewVessel {
+    /// The vessel, with nothing booked yet.
+    pub fn into_vessel(self) -> Vessel {
+        let Self { id, capacity, max_weight, name, available, owner_id } = self;
+        Vessel { id, capacity, max_weight, name, available, owner_id, booked: Load::default() }
+    }
 }
 
 fn available_by_default() -> bool {
@@ -71,12 +147,40 @@ fn available_by_default() -> bool {
 }
 
 /// What a consignment needs of a vessel: the body of `vessel.find_available`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Without `consignment_id` it is a read-only question (which vessel has room?);
+/// with it, the vessel-worker books the space for that consignment, once however
+/// often it is asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Specification {
     /// Containers to carry.
     pub capacity: u32,
     /// Weight to carry, in kilograms.
     pub max_weight: u64,
+    /// Book the space for this consignment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consignment_id: Option<String>,
+}
+
+impl Specification {
+    /// The load asked for.
+    pub fn load(&self) -> Load {
+        Load { containers: self.capacity, weight: self.max_weight }
+    }
+}
+
+/// An entry of `vessel.list`: the vessel and what it can still take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedVessel {
+    #[serde(flatten)]
+    pub vessel: Vessel,
+    pub remaining: Load,
+}
+
+impl From<Vessel> for ListedVessel {
+    fn from(vessel: Vessel) -> Self {
+        Self { remaining: vessel.remaining(), vessel }
+    }
 }
 
 /// Reply to `vessel.find_available`.
@@ -92,10 +196,10 @@ pub struct CreatedVessel {
     pub vessel: Vessel,
 }
 
-/// Reply to `vessel.list`.
+/// Reply to `vessel.list`: the whole fleet, in id order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VesselList {
-    pub vessels: Vec<Vessel>,
+    pub vessels: Vec<ListedVessel>,
 }
 
 #[cfg(test)]
@@ -118,7 +222,25 @@ mod tests {
 
     #[test]
     fn vessel_is_available_unless_said_otherwise() {
-        let vessel: Vessel = serde_json::from_str(r#"{"id":"v","capacity":1,"max_weight":2,"name":"n"}"#).unwrap();
+        let vessel: NewVessel = serde_json::from_str(r#"{"capacity":1,"max_weight":2,"name":"n"}"#).unwrap();
         assert!(vessel.available);
+        assert_eq!(vessel.into_vessel().booked, Load::default());
+    }
+
+    #[test]
+    fn remaining_is_capacity_less_booked() {
+        let vessel = Vessel {
+            id: "v".into(),
+            capacity: 10,
+            max_weight: 100,
+            name: "n".into(),
+            available: true,
+            owner_id: String::new(),
+            booked: Load { containers: 3, weight: 40 },
+        };
+        assert_eq!(vessel.remaining(), Load { containers: 7, weight: 60 });
+        let listed = serde_json::to_value(ListedVessel::from(vessel)).unwrap();
+        assert_eq!(listed["remaining"], serde_json::json!({"containers": 7, "weight": 60}));
+        assert_eq!(listed["booked"], serde_json::json!({"containers": 3, "weight": 40}));
     }
 }

@@ -26,8 +26,14 @@ use crate::error::{ERROR_CODE_HEADER, ERROR_HEADER, ErrorCode, ServiceError};
 /// Serves one request.
 pub trait Handler: Send + Sync + 'static {
     /// Answers a request that arrived on `subject` (one of the service's endpoint
-    /// subjects) with a JSON reply body, or an error reply.
-    fn handle(&self, subject: &str, payload: Bytes) -> impl Future<Output = Result<Vec<u8>, ServiceError>> + Send;
+    /// subjects) with a JSON reply body, or an error reply. `headers` are the
+    /// request's, if it had any (such as `Nats-Msg-Id`).
+    fn handle(
+        &self,
+        subject: &str,
+        headers: Option<&HeaderMap>,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<Vec<u8>, ServiceError>> + Send;
 }
 
 /// What a service is called and which endpoints it serves.
@@ -203,7 +209,7 @@ impl<H: Handler> Responder<H> {
             ))
         } else {
             // A bug in one handler must cost one request, not the worker.
-            AssertUnwindSafe(self.handler.handle(&message.subject, message.payload.clone()))
+            AssertUnwindSafe(self.handler.handle(&message.subject, message.headers.as_ref(), message.payload.clone()))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| Err(ServiceError::internal("internal error")))

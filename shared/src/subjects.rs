@@ -3,20 +3,24 @@
 //! | subject                  | request                            | reply                          |
 //! |--------------------------|------------------------------------|--------------------------------|
 //! | `vessel.find_available`  | [`Specification`]                  | [`VesselReply`]                |
-//! | `vessel.create`          | [`Vessel`]                         | [`CreatedVessel`]              |
+//! | `vessel.create`          | [`NewVessel`]                      | [`CreatedVessel`]              |
 //! | `vessel.list`            | anything (ignored)                 | [`VesselList`]                 |
 //! | `consignment.create`     | [`NewConsignment`]                 | [`CreatedConsignment`]         |
-//! | `consignment.list`       | anything (ignored)                 | [`ConsignmentList`]            |
-//! | `consignment.created`    | event, published after a create    | [`Consignment`]                |
+//! | `consignment.get`        | [`GetConsignment`]                 | [`ConsignmentReply`]           |
+//! | `consignment.list`       | [`ListConsignments`] (or empty)    | [`ConsignmentList`]            |
+//! | `consignment.created`    | event, stored in a stream          | [`Consignment`]                |
 //!
 //! [`Specification`]: crate::model::Specification
 //! [`VesselReply`]: crate::model::VesselReply
-//! [`Vessel`]: crate::model::Vessel
+//! [`NewVessel`]: crate::model::NewVessel
 //! [`CreatedVessel`]: crate::model::CreatedVessel
 //! [`VesselList`]: crate::model::VesselList
 //! [`NewConsignment`]: crate::model::NewConsignment
 //! [`CreatedConsignment`]: crate::model::CreatedConsignment
 //! [`ConsignmentList`]: crate::model::ConsignmentList
+//! [`ListConsignments`]: crate::model::ListConsignments
+//! [`GetConsignment`]: crate::model::GetConsignment
+//! [`ConsignmentReply`]: crate::model::ConsignmentReply
 //! [`Consignment`]: crate::model::Consignment
 
 /// The vessel service: name, subject prefix and queue group of `vessel-worker`.
@@ -45,13 +49,19 @@ pub mod consignment {
     pub const QUEUE_GROUP: &str = "consignment-worker";
     /// Endpoint names, relative to [`SERVICE`].
     pub const CREATE_ENDPOINT: &str = "create";
+    pub const GET_ENDPOINT: &str = "get";
     pub const LIST_ENDPOINT: &str = "list";
     /// Creates a consignment and books it onto a vessel.
     pub const CREATE: &str = "consignment.create";
-    /// Lists stored consignments.
+    /// Reads one consignment by id.
+    pub const GET: &str = "consignment.get";
+    /// Lists stored consignments, a page at a time.
     pub const LIST: &str = "consignment.list";
-    /// Event published (no reply expected) after a consignment is stored.
+    /// Event published once per consignment after it is stored, and kept in the
+    /// [`EVENTS_STREAM`](crate::store::EVENTS_STREAM).
     pub const CREATED_EVENT: &str = "consignment.created";
+    /// The header carrying a create's idempotency key, as JetStream names it.
+    pub const IDEMPOTENCY_HEADER: &str = "Nats-Msg-Id";
 }
 
 #[cfg(test)]
@@ -64,6 +74,7 @@ mod tests {
         assert_eq!(vessel::CREATE, format!("{}.{}", vessel::SERVICE, vessel::CREATE_ENDPOINT));
         assert_eq!(vessel::LIST, format!("{}.{}", vessel::SERVICE, vessel::LIST_ENDPOINT));
         assert_eq!(consignment::CREATE, format!("{}.{}", consignment::SERVICE, consignment::CREATE_ENDPOINT));
+        assert_eq!(consignment::GET, format!("{}.{}", consignment::SERVICE, consignment::GET_ENDPOINT));
         assert_eq!(consignment::LIST, format!("{}.{}", consignment::SERVICE, consignment::LIST_ENDPOINT));
     }
 }

@@ -1,9 +1,12 @@
-//! Test harness: a real NATS server, started in a container by testcontainers, and
-//! workers serving on tasks of their own until the test stops them.
+//! Test harness: a real NATS server with JetStream, started in a container by
+//! testcontainers; workers serving on tasks of their own until the test stops them;
+//! worker binaries run as child processes, to be stopped by SIGTERM or SIGKILL.
 //!
 //! The image is the official `nats` image unless `SHIPPY_NATS_IMAGE` names another
 //! (`name:tag`), such as the stand-in `scripts/offline-images.sh` builds on machines
 //! with no image registry. Either way it runs `nats-server` as its entrypoint.
+
+use std::{process::Stdio, time::Duration};
 
 use shared::{
     ServiceError,
@@ -26,6 +29,8 @@ pub const MAX_PAYLOAD: usize = 8 * 1024 * 1024;
 
 const CLIENT_PORT: u16 = 4222;
 const CONFIG_PATH: &str = "/etc/nats/test.conf";
+/// A guard against a test hanging forever; never a synchronisation point.
+pub const GUARD: Duration = Duration::from_secs(60);
 
 /// A NATS server that lives as long as this value.
 pub struct Nats {
@@ -40,25 +45,54 @@ impl std::fmt::Debug for Nats {
 }
 
 impl Nats {
-    /// Starts a NATS server and waits until it accepts clients.
+    /// Starts a NATS server with JetStream and waits until it accepts clients.
+    ///
+    /// Its client port is a fixed host port, so that [`Nats::restart`] keeps the URL.
     ///
     /// # Panics
     /// If the container cannot be started: a test cannot run without it.
     pub async fn start() -> Self {
         let image = std::env::var(IMAGE_ENV).unwrap_or_else(|_| DEFAULT_IMAGE.to_owned());
         let (name, tag) = image.rsplit_once(':').unwrap_or((&image, "latest"));
-        let config = format!("port: {CLIENT_PORT}\nmax_payload: {MAX_PAYLOAD}\n");
+        let config =
+            format!("port: {CLIENT_PORT}\nmax_payload: {MAX_PAYLOAD}\njetstream {{ store_dir: /data/jetstream }}\n");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free local port")
+            .port();
         let container = GenericImage::new(name, tag)
             .with_exposed_port(CLIENT_PORT.tcp())
             .with_wait_for(WaitFor::message_on_stderr("Server is ready"))
             .with_copy_to(CONFIG_PATH, config.into_bytes())
             .with_cmd(["--config", CONFIG_PATH])
+            .with_mapped_port(port, CLIENT_PORT.tcp())
             .start()
             .await
             .unwrap_or_else(|error| panic!("start NATS from image {image}: {error}"));
-        let host = container.get_host().await.expect("container host");
-        let port = container.get_host_port_ipv4(CLIENT_PORT).await.expect("mapped NATS port");
-        Self { url: format!("nats://{host}:{port}"), _container: container }
+        Self { url: format!("nats://127.0.0.1:{port}"), _container: container }
+    }
+
+    /// Stops the server (SIGTERM, as `docker stop` sends) and starts it again on the
+    /// same JetStream store and URL; returns once JetStream answers again.
+    ///
+    /// # Panics
+    /// If the container cannot be restarted or JetStream does not come back within [`GUARD`].
+    pub async fn restart(&self) {
+        self._container.stop_with_timeout(Some(10)).await.expect("stop NATS");
+        self._container.start().await.expect("start NATS again");
+        let ready = async {
+            let client = async_nats::ConnectOptions::new()
+                .retry_on_initial_connect()
+                .connect(&self.url)
+                .await
+                .expect("connect after restart");
+            let js = async_nats::jetstream::new(client);
+            // The server answers account info once JetStream has recovered its streams.
+            while js.query_account().await.is_err() {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(GUARD, ready).await.expect("JetStream back after a restart");
     }
 
     /// Where clients connect, such as `nats://localhost:32768`.
@@ -112,5 +146,68 @@ impl<T: Send + 'static> Running<T> {
     pub async fn stop(self) -> T {
         let _ = self.stop.send(());
         self.task.await.expect("worker task panicked")
+    }
+}
+
+/// A program run as a child process whose log (stderr) is echoed, prefixed by its name.
+#[derive(Debug)]
+pub struct Process {
+    name: String,
+    child: tokio::process::Child,
+    log: tokio::task::JoinHandle<()>,
+}
+
+impl Process {
+    /// Runs `program` with `env` and waits until it logs a line containing `ready`.
+    ///
+    /// # Panics
+    /// If it cannot be started, or exits or takes longer than [`GUARD`] before it is ready.
+    pub async fn start(name: &str, program: &str, env: &[(&str, &str)], ready: &str) -> Self {
+        use tokio::io::AsyncBufReadExt as _;
+
+        let mut child = tokio::process::Command::new(program)
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|error| panic!("start {name}: {error}"));
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr piped")).lines();
+        let (is_ready, ready_now) = tokio::sync::oneshot::channel();
+        let (prefix, needle) = (name.to_owned(), ready.to_owned());
+        // Drains the log for the process's whole life, so that a full pipe never blocks it.
+        let log = tokio::spawn(async move {
+            let mut is_ready = Some(is_ready);
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("{prefix}: {line}");
+                if line.contains(&needle) {
+                    is_ready.take().map(|ready| ready.send(()));
+                }
+            }
+        });
+        let started = tokio::time::timeout(GUARD, ready_now).await;
+        assert!(matches!(started, Ok(Ok(()))), "{name} did not log {ready:?}");
+        Self { name: name.to_owned(), child, log }
+    }
+
+    /// Kills it with SIGKILL: no shutdown, no flush, as a crash would.
+    ///
+    /// # Panics
+    /// If it cannot be killed.
+    pub async fn kill(mut self) {
+        self.child.kill().await.unwrap_or_else(|error| panic!("kill {}: {error}", self.name));
+        let _ = self.log.await;
+    }
+
+    /// Sends SIGTERM and waits for it to exit; returns whether it exited with status 0.
+    ///
+    /// # Panics
+    /// If the signal cannot be sent or it does not exit within [`GUARD`].
+    pub async fn terminate(mut self) -> bool {
+        let pid = self.child.id().expect("still running").to_string();
+        let sent = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await;
+        assert!(sent.is_ok_and(|status| status.success()), "send SIGTERM to {}", self.name);
+        let status = tokio::time::timeout(GUARD, self.child.wait()).await.expect("exits after SIGTERM");
+        let _ = self.log.await;
+        status.is_ok_and(|status| status.success())
     }
 }

@@ -1,70 +1,120 @@
-//! The NATS edge: decodes requests, asks the [`Fleet`], encodes replies.
+//! The NATS edge: decodes requests, asks the [`Booker`], encodes replies.
 
-use std::sync::RwLock;
+use std::{sync::Arc, time::Duration};
 
+use async_nats::HeaderMap;
 use bytes::Bytes;
 use shared::{
     ServiceError,
     codec::{decode_request, encode},
-    model::{CreatedVessel, Specification, Vessel, VesselList, VesselReply},
+    model::{CreatedVessel, NewVessel, Specification, VesselList, VesselReply},
     service::Handler,
     subjects::vessel,
 };
 
-use crate::fleet::{Fleet, FleetError};
+use tokio_util::sync::DropGuard;
 
-/// Serves the vessel endpoints from an in-memory fleet.
+use crate::{
+    booking::{Booker, BookingError},
+    fleet::{FleetError, VesselRecord},
+    store::VesselStore,
+};
+
+/// Serves the vessel endpoints from the store.
 #[derive(Debug)]
-pub struct VesselHandler {
-    fleet: RwLock<Fleet>,
+pub struct VesselHandler<S> {
+    booker: Arc<Booker<S>>,
+    _sweeper: DropGuard,
 }
 
-impl VesselHandler {
-    pub fn new(fleet: Fleet) -> Self {
-        Self { fleet: RwLock::new(fleet) }
+impl<S: VesselStore> VesselHandler<S> {
+    /// Serves from `booker`, settling leftover holds every `sweep_interval` while it lives.
+    pub fn new(booker: Booker<S>, sweep_interval: Duration) -> Self {
+        let booker = Arc::new(booker);
+        let sweeper = shared::background::every("hold sweeper", sweep_interval, {
+            let booker = Arc::clone(&booker);
+            move || {
+                let booker = Arc::clone(&booker);
+                async move {
+                    // Failures are logged by the span; the next round tries again.
+                    if let Ok(settled @ 1..) = booker.sweep().await {
+                        tracing::info!(settled, "settled holds left by an interrupted booking");
+                    }
+                }
+            }
+        });
+        Self { booker, _sweeper: sweeper }
     }
 
-    fn find_available(&self, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {
+    async fn find_available(&self, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {
         let spec: Specification = decode_request(payload)?;
-        let fleet = self.fleet.read().expect("fleet lock poisoned");
-        let vessel = fleet.find_available(&spec)?.clone();
-        tracing::debug!(?spec, vessel = %vessel.id, "vessel found");
+        let vessel = match &spec.consignment_id {
+            None => self.booker.find(spec.load()).await?,
+            Some(consignment) => {
+                if !is_key(consignment) {
+                    return Err(ServiceError::bad_request("consignment_id may hold only letters, digits, '-' and '_'"));
+                }
+                let vessel = self.booker.book(consignment, spec.load()).await?;
+                tracing::debug!(%consignment, vessel = %vessel.id, "space booked");
+                vessel
+            }
+        };
         Ok(encode(&VesselReply { vessel }))
     }
 
-    fn create(&self, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {
-        let mut vessel: Vessel = decode_request(payload)?;
+    async fn create(&self, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {
+        let mut vessel: NewVessel = decode_request(payload)?;
         if vessel.id.is_empty() {
             vessel.id = uuid::Uuid::new_v4().to_string();
         }
-        self.fleet.write().expect("fleet lock poisoned").add(vessel.clone())?;
-        tracing::info!(vessel = %vessel.id, "vessel added");
-        Ok(encode(&CreatedVessel { created: true, vessel }))
+        let record = VesselRecord::new(vessel).map_err(BookingError::from)?;
+        if !self.booker.store().create_vessel(&record).await.map_err(BookingError::from)? {
+            return Err(BookingError::from(FleetError::Duplicate(record.vessel.id)).into());
+        }
+        tracing::info!(vessel = %record.vessel.id, "vessel added");
+        Ok(encode(&CreatedVessel { created: true, vessel: record.vessel }))
     }
 
-    fn list(&self) -> Vec<u8> {
-        let vessels = self.fleet.read().expect("fleet lock poisoned").vessels().to_vec();
-        encode(&VesselList { vessels })
+    async fn list(&self) -> Result<Vec<u8>, ServiceError> {
+        let fleet = self.booker.store().vessels().await.map_err(BookingError::from)?;
+        let vessels = fleet.into_iter().map(|entry| entry.value.vessel.into()).collect();
+        Ok(encode(&VesselList { vessels }))
     }
 }
 
-impl Handler for VesselHandler {
-    async fn handle(&self, subject: &str, payload: Bytes) -> Result<Vec<u8>, ServiceError> {
+/// Whether `id` can be a key in a bucket: one NATS subject token of safe characters.
+fn is_key(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
+impl<S: VesselStore> Handler for VesselHandler<S> {
+    async fn handle(
+        &self,
+        subject: &str,
+        _headers: Option<&HeaderMap>,
+        payload: Bytes,
+    ) -> Result<Vec<u8>, ServiceError> {
         match subject {
-            vessel::FIND_AVAILABLE => self.find_available(&payload),
-            vessel::CREATE => self.create(&payload),
-            vessel::LIST => Ok(self.list()),
+            vessel::FIND_AVAILABLE => self.find_available(&payload).await,
+            vessel::CREATE => self.create(&payload).await,
+            vessel::LIST => self.list().await,
             other => Err(ServiceError::not_found(format!("no endpoint {other}"))),
         }
     }
 }
 
-impl From<FleetError> for ServiceError {
-    fn from(error: FleetError) -> Self {
+impl From<BookingError> for ServiceError {
+    fn from(error: BookingError) -> Self {
         match error {
-            FleetError::NoVesselAvailable => Self::not_found(error.to_string()),
-            FleetError::Duplicate(_) => Self::conflict(error.to_string()),
-            FleetError::Invalid(_) => Self::bad_request(error.to_string()),
+            BookingError::Fleet(error @ FleetError::NoVesselAvailable) => Self::not_found(error.to_string()),
+            BookingError::Fleet(error @ FleetError::Duplicate(_)) => Self::conflict(error.to_string()),
+            BookingError::Fleet(error @ FleetError::Invalid(_)) => Self::bad_request(error.to_string()),
+            error @ BookingError::Contended(_) => Self::new(shared::ErrorCode::Unavailable, error.to_string()),
+            error @ BookingError::VesselMissing { .. } => {
+                tracing::error!(%error);
+                Self::internal("the vessel store failed")
+            }
+            BookingError::Store(error) => error.into(),
         }
     }
 }

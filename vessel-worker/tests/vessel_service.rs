@@ -128,7 +128,7 @@ async fn created_vessels_are_listed_and_found() {
     assert!(!created.vessel.id.is_empty(), "an id is assigned");
 
     let list: VesselList = ask(&client, vessel::LIST, json!({})).await.unwrap();
-    assert!(list.vessels.iter().any(|v| v.id == created.vessel.id));
+    assert!(list.vessels.iter().any(|v| v.vessel.id == created.vessel.id));
 
     let found: VesselReply =
         ask(&client, vessel::FIND_AVAILABLE, json!({"capacity": 10_000, "max_weight": 1_000_000})).await.unwrap();

@@ -1,0 +1,240 @@
+//! [`ConsignmentStore`] on JetStream: three Key-Value buckets and the events stream.
+
+use std::time::Duration;
+
+use async_nats::{
+    HeaderMap,
+    jetstream::{
+        self,
+        kv::{self, CreateErrorKind},
+    },
+};
+use serde::{Serialize, de::DeserializeOwned};
+use shared::{
+    model::Consignment,
+    store::{
+        BatchRequest, CONSIGNMENTS_BUCKET, CREATES_BUCKET, EVENTS_STREAM, IDEMPOTENCY_BUCKET, MAX_BATCH, StoreConfig,
+        StoreError, direct_batch, key_value, kv_stream, kv_subject,
+    },
+    subjects::consignment::{CREATED_EVENT, IDEMPOTENCY_HEADER},
+};
+use tracing::instrument;
+
+use super::{ConsignmentStore, KeyClaim, Page, PageQuery, PendingCreate, StoredCreate};
+
+/// How long one batch read may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most stored consignments one filtered page looks at before it answers with
+/// what it found and a cursor to go on from.
+const SCAN_LIMIT: usize = 10 * MAX_BATCH;
+
+/// How long the marker a finished create leaves in the creates bucket lives: the
+/// bucket holds the creates in flight and the few finished in this while, so
+/// scanning it costs what is in flight, not what was ever created.
+const FINISHED_MARKER_TTL: Duration = Duration::from_secs(5);
+
+/// How long idempotency keys and event ids are remembered.
+#[derive(Debug, Clone, Copy)]
+pub struct Windows {
+    /// A repeated `Nats-Msg-Id` within this window gives the same consignment.
+    pub idempotency: Duration,
+    /// A repeated event within this window is stored once (the stream's duplicate window).
+    pub events: Duration,
+}
+
+/// The consignment-worker's buckets and stream.
+#[derive(Debug, Clone)]
+pub struct JetStreamStore {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    consignments: kv::Store,
+    creates: kv::Store,
+    keys: kv::Store,
+}
+
+impl JetStreamStore {
+    /// Opens the buckets and the stream, creating them with `config` if absent.
+    pub async fn open(client: async_nats::Client, config: &StoreConfig, windows: Windows) -> Result<Self, StoreError> {
+        let js = jetstream::new(client.clone());
+        let consignments =
+            key_value(&js, config.bucket(CONSIGNMENTS_BUCKET, "shippy consignments, by id, written once")).await?;
+        let creates = key_value(
+            &js,
+            kv::Config {
+                // Lets a finished create's purge marker expire (per-message TTL, NATS 2.11+).
+                limit_markers: Some(FINISHED_MARKER_TTL),
+                ..config.bucket(CREATES_BUCKET, "shippy creates in flight")
+            },
+        )
+        .await?;
+        let keys = key_value(
+            &js,
+            kv::Config {
+                max_age: windows.idempotency,
+                ..config.bucket(IDEMPOTENCY_BUCKET, "shippy idempotency keys (Nats-Msg-Id) and what they created")
+            },
+        )
+        .await?;
+        shared::store::stream(
+            &js,
+            config.stream(jetstream::stream::Config {
+                name: EVENTS_STREAM.to_owned(),
+                description: Some("shippy consignment.created events, one per consignment".to_owned()),
+                subjects: vec![CREATED_EVENT.to_owned()],
+                duplicate_window: windows.events,
+                ..jetstream::stream::Config::default()
+            }),
+        )
+        .await?;
+        Ok(Self { client, js, consignments, creates, keys })
+    }
+}
+
+fn encode(value: &impl Serialize) -> bytes::Bytes {
+    shared::codec::encode(value).into()
+}
+
+fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|error| StoreError::new(format!("decode {what}"), error))
+}
+
+/// Creates `key` in `bucket` unless it exists; returns the value that is stored.
+async fn create_or_read<T: Serialize + DeserializeOwned + Clone>(
+    bucket: &kv::Store,
+    key: &str,
+    value: &T,
+) -> Result<(T, bool), StoreError> {
+    match bucket.create(key, encode(value)).await {
+        Ok(_) => Ok((value.clone(), true)),
+        Err(error) if error.kind() == CreateErrorKind::AlreadyExists => {
+            let stored = bucket.get(key).await.map_err(|error| StoreError::new(format!("read {key}"), error))?;
+            let stored =
+                stored.ok_or_else(|| StoreError::new(format!("read {key}"), "it exists and yet cannot be read"))?;
+            Ok((decode(key, &stored)?, false))
+        }
+        Err(error) => Err(StoreError::new(format!("create {key} in {}", bucket.name), error)),
+    }
+}
+
+impl ConsignmentStore for JetStreamStore {
+    #[instrument(skip_all, err)]
+    async fn claim_key(&self, key: &str, claim: &KeyClaim) -> Result<KeyClaim, StoreError> {
+        Ok(create_or_read(&self.keys, key, claim).await?.0)
+    }
+
+    #[instrument(skip(self), err)]
+    async fn consignment(&self, id: &str) -> Result<Option<Consignment>, StoreError> {
+        let value = self
+            .consignments
+            .get(id)
+            .await
+            .map_err(|error| StoreError::new(format!("read consignment {id}"), error))?;
+        value.map(|bytes| decode(id, &bytes)).transpose()
+    }
+
+    #[instrument(skip_all, fields(consignment = %consignment.id), err)]
+    async fn store_consignment(&self, consignment: &Consignment) -> Result<Consignment, StoreError> {
+        Ok(create_or_read(&self.consignments, &consignment.id, consignment).await?.0)
+    }
+
+    #[instrument(skip(self, create), err)]
+    async fn begin_create(&self, id: &str, create: &PendingCreate) -> Result<(), StoreError> {
+        create_or_read(&self.creates, id, create).await.map(drop)
+    }
+
+    #[instrument(skip(self), err)]
+    async fn finish_create(&self, id: &str) -> Result<(), StoreError> {
+        self.creates
+            .purge_with_ttl(id, FINISHED_MARKER_TTL)
+            .await
+            .map_err(|error| StoreError::new(format!("finish create {id}"), error))
+    }
+
+    #[instrument(skip(self), err)]
+    async fn creates_in_flight(&self) -> Result<Vec<StoredCreate>, StoreError> {
+        let stream = kv_stream(CREATES_BUCKET);
+        let mut creates = Vec::new();
+        let mut from = 1;
+        loop {
+            let request =
+                BatchRequest { from, subject: kv_subject(CREATES_BUCKET, ">"), batch: MAX_BATCH, max_bytes: None };
+            let batch = direct_batch(&self.client, &stream, &request, READ_TIMEOUT).await?;
+            let Some(last) = batch.last() else { break };
+            let more = last.pending > 0;
+            from = last.sequence + 1;
+            for message in batch.into_iter().filter(|message| !message.deleted) {
+                let id = message.subject.rsplit('.').next().unwrap_or_default().to_owned();
+                let create = decode(&message.subject, &message.payload)?;
+                creates.push(StoredCreate { consignment_id: id, create });
+            }
+            if !more {
+                break;
+            }
+        }
+        Ok(creates)
+    }
+
+    #[instrument(skip_all, fields(consignment = %consignment.id), err)]
+    async fn announce(&self, consignment: &Consignment) -> Result<(), StoreError> {
+        let operation = || format!("announce consignment {}", consignment.id);
+        let mut headers = HeaderMap::new();
+        headers.insert(IDEMPOTENCY_HEADER, consignment.id.as_str());
+        self.js
+            .publish_with_headers(CREATED_EVENT, headers, encode(consignment))
+            .await
+            .map_err(|error| StoreError::new(operation(), error))?
+            .await
+            .map_err(|error| StoreError::new(operation(), error))?;
+        Ok(())
+    }
+
+    #[instrument(skip(self), err)]
+    async fn page(&self, query: &PageQuery) -> Result<Page, StoreError> {
+        let stream = kv_stream(CONSIGNMENTS_BUCKET);
+        let mut page = Page { consignments: Vec::new(), next: None };
+        let (mut bytes, mut scanned, mut from) = (0, 0, query.after + 1);
+        let batch_size = if query.filter.is_empty() { query.limit.min(MAX_BATCH) } else { MAX_BATCH };
+        loop {
+            let request = BatchRequest {
+                from,
+                subject: kv_subject(CONSIGNMENTS_BUCKET, ">"),
+                batch: batch_size,
+                max_bytes: Some(query.max_bytes),
+            };
+            let batch = direct_batch(&self.client, &stream, &request, READ_TIMEOUT).await?;
+            let Some(last) = batch.last() else { return Ok(page) };
+            let (last_sequence, more) = (last.sequence, last.pending > 0);
+            for message in batch {
+                scanned += 1;
+                if !message.deleted {
+                    let consignment: Consignment = decode(&message.subject, &message.payload)?;
+                    if query.filter.matches(&consignment) {
+                        // As the reply encodes it, which need not be as it was stored, and a
+                        // comma; the caller leaves room in max_bytes for the reply's envelope.
+                        let size = shared::codec::encode(&consignment).len() + 1;
+                        if bytes + size > query.max_bytes {
+                            return Ok(page);
+                        }
+                        bytes += size;
+                        page.consignments.push(consignment);
+                    }
+                }
+                page.next = Some(message.sequence);
+                if page.consignments.len() == query.limit {
+                    if message.pending == 0 {
+                        page.next = None;
+                    }
+                    return Ok(page);
+                }
+            }
+            if !more {
+                page.next = None;
+                return Ok(page);
+            }
+            if scanned >= SCAN_LIMIT {
+                return Ok(page);
+            }
+            from = last_sequence + 1;
+        }
+    }
+}

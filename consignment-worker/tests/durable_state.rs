@@ -1,0 +1,438 @@
+//! State lives in JetStream: consistent across instances, durable across restarts
+//! and crashes, booked without overbooking, created once per idempotency key, paged.
+
+use std::{collections::HashMap, time::Duration};
+
+use async_nats::{Client, HeaderMap, jetstream};
+use futures::{StreamExt as _, TryStreamExt as _, stream::FuturesUnordered};
+use serde_json::{Value, json};
+use shared::{
+    ErrorCode,
+    client::{RequestError, decode_reply, request},
+    model::{Consignment, ConsignmentList, CreatedConsignment, ListConsignments, Load, VesselList},
+    store::{CONSIGNMENTS_BUCKET, CREATES_BUCKET, EVENTS_STREAM, kv_stream},
+    subjects::{consignment, vessel},
+};
+use testkit::{GUARD, Nats, Process, Running};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+const SEED: &str = include_str!("../../consignment.json");
+
+/// Room for 1,000 seed consignments.
+static BIG_FLEET: std::sync::LazyLock<Value> = std::sync::LazyLock::new(
+    || json!([{"id": "vessel001", "name": "Boaty McBoatface", "capacity": 3_000, "max_weight": 55_000_000}]),
+);
+
+type Worker = Running<Result<(), shared::service::Error>>;
+
+async fn vessel_worker(nats: &Nats, fleet: Option<&Value>) -> Worker {
+    let mut config = vessel_worker::Config::new(nats.url());
+    if let Some(fleet) = fleet {
+        let path = std::env::temp_dir().join(format!("shippy-fleet-{}.json", uuid::Uuid::new_v4()));
+        std::fs::write(&path, fleet.to_string()).unwrap();
+        config.fleet_file = Some(path);
+    }
+    testkit::serve(vessel_worker::start(&config).await.expect("start vessel-worker"))
+}
+
+fn consignment_config(nats: &Nats) -> consignment_worker::Config {
+    consignment_worker::Config { recover_after_ms: 1_000, ..consignment_worker::Config::new(nats.url()) }
+}
+
+async fn consignment_worker(nats: &Nats) -> Worker {
+    testkit::serve(consignment_worker::start(&consignment_config(nats)).await.expect("start consignment-worker"))
+}
+
+/// The consignment-worker binary, which the test can kill.
+async fn consignment_process(nats: &Nats) -> Process {
+    let env = [("NATS_URL", nats.url()), ("RUST_LOG", "info"), ("RECOVER_AFTER_MS", "1000")];
+    Process::start("consignment-worker", env!("CARGO_BIN_EXE_consignment-worker"), &env, "service ready").await
+}
+
+async fn create(client: &Client, key: Option<&str>) -> Result<CreatedConsignment, RequestError> {
+    let mut headers = HeaderMap::new();
+    if let Some(key) = key {
+        headers.insert(consignment::IDEMPOTENCY_HEADER, key);
+    }
+    let reply = async_nats::Request::new().payload(SEED.into()).headers(headers).timeout(Some(TIMEOUT));
+    match client.send_request(consignment::CREATE, reply).await {
+        Ok(reply) => decode_reply(consignment::CREATE, &reply),
+        Err(error) => Err(RequestError::Transport { subject: consignment::CREATE.into(), source: error }),
+    }
+}
+
+/// Every stored consignment, following the pages.
+async fn list_all(client: &Client, query: ListConsignments) -> Vec<Consignment> {
+    let mut all = Vec::new();
+    let mut query = query;
+    loop {
+        let body = serde_json::to_vec(&query).unwrap();
+        let page: ConsignmentList = request(client, consignment::LIST, body.into(), TIMEOUT).await.unwrap();
+        all.extend(page.consignments);
+        match page.next {
+            Some(next) => query.cursor = Some(next),
+            None => return all,
+        }
+    }
+}
+
+async fn fleet(client: &Client) -> VesselList {
+    request(client, vessel::LIST, "".into(), TIMEOUT).await.unwrap()
+}
+
+/// Each vessel's booked load equals the load of the consignments stored on it:
+/// nothing is booked twice, and no booking lacks its consignment.
+async fn assert_bookings_match_consignments(client: &Client) {
+    let consignments = list_all(client, ListConsignments::default()).await;
+    let mut expected: HashMap<String, Load> = HashMap::new();
+    for consignment in &consignments {
+        let load = expected.entry(consignment.vessel_id.clone()).or_default();
+        load.containers += u32::try_from(consignment.containers.len()).unwrap();
+        load.weight += consignment.weight;
+    }
+    for listed in fleet(client).await.vessels {
+        let vessel = listed.vessel;
+        assert_eq!(vessel.booked, expected.remove(&vessel.id).unwrap_or_default(), "vessel {}", vessel.id);
+        assert!(vessel.booked.containers <= vessel.capacity && vessel.booked.weight <= vessel.max_weight);
+    }
+    assert!(expected.is_empty(), "consignments on vessels not in the fleet: {expected:?}");
+}
+
+/// The consignment ids in the events stream, in order.
+async fn event_ids(client: &Client) -> Vec<String> {
+    let js = jetstream::new(client.clone());
+    let stream = js.get_stream(EVENTS_STREAM).await.unwrap();
+    let pending = stream.get_info().await.unwrap().state.messages;
+    let consumer = stream.create_consumer(jetstream::consumer::pull::OrderedConfig::default()).await.unwrap();
+    let messages = consumer.messages().await.unwrap().take(usize::try_from(pending).unwrap());
+    messages
+        .map_ok(|message| serde_json::from_slice::<Consignment>(&message.payload).unwrap().id)
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+/// Waits, bounded by [`GUARD`], until no create is in flight: recovery has finished them all.
+async fn until_no_create_in_flight(client: &Client) {
+    let js = jetstream::new(client.clone());
+    let mut stream = js.get_stream(kv_stream(CREATES_BUCKET)).await.unwrap();
+    let drained = async {
+        while stream.info().await.unwrap().state.messages > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await; // polling a server-side count
+        }
+    };
+    tokio::time::timeout(GUARD, drained).await.expect("recovery finishes every create in flight");
+}
+
+/// Stores `count` copies of `seed` straight into the bucket, as the worker stores
+/// consignments, alternately on vessel001 and vessel002, to keep the test fast.
+async fn seed_consignments(client: &Client, count: usize, seed: &Value) {
+    let js = jetstream::new(client.clone());
+    let mut acks = FuturesUnordered::new();
+    for n in 0..count {
+        let id = format!("seeded-{n:06}");
+        let mut consignment = seed.clone();
+        consignment["id"] = json!(id);
+        consignment["vessel_id"] = json!(if n % 2 == 0 { "vessel001" } else { "vessel002" });
+        let subject = shared::store::kv_subject(CONSIGNMENTS_BUCKET, &id);
+        acks.push(js.publish(subject, consignment.to_string().into()).await.unwrap().into_future());
+        if acks.len() >= 256 {
+            acks.next().await.unwrap().unwrap();
+        }
+    }
+    while let Some(ack) = acks.next().await {
+        ack.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn two_instances_of_each_worker_answer_alike() {
+    let nats = Nats::start().await;
+    let workers = [
+        vessel_worker(&nats, Some(&BIG_FLEET)).await,
+        vessel_worker(&nats, Some(&BIG_FLEET)).await,
+        consignment_worker(&nats).await,
+        consignment_worker(&nats).await,
+    ];
+    let client = async_nats::connect(nats.url()).await.unwrap();
+
+    for _ in 0..20 {
+        create(&client, None).await.unwrap();
+    }
+    for _ in 0..10 {
+        assert_eq!(list_all(&client, ListConsignments::default()).await.len(), 20, "every list is complete");
+    }
+
+    // A vessel added through one instance is found through every one.
+    let big = json!({"id": "ever-given", "name": "Ever Given", "capacity": 20_000, "max_weight": 200_000_000});
+    let _: Value = request(&client, vessel::CREATE, big.to_string().into(), TIMEOUT).await.unwrap();
+    for _ in 0..10 {
+        let found: Value = request(
+            &client,
+            vessel::FIND_AVAILABLE,
+            json!({"capacity": 10_000, "max_weight": 1_000_000}).to_string().into(),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+        assert_eq!(found["vessel"]["id"], "ever-given");
+        let again = request::<Value>(&client, vessel::CREATE, big.to_string().into(), TIMEOUT).await;
+        assert_eq!(testkit::service_error(again).code, ErrorCode::Conflict, "created once across instances");
+    }
+    assert_bookings_match_consignments(&client).await;
+
+    for worker in workers {
+        worker.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn three_hundred_creates_fill_a_fleet_with_room_for_exactly_one_hundred() {
+    let nats = Nats::start().await;
+    // The seed consignment is 3 containers of 55 t: room for 60 on one vessel, 40 on the other.
+    let fleet = json!([
+        {"id": "a", "name": "A", "capacity": 180, "max_weight": 100_000_000},
+        {"id": "b", "name": "B", "capacity": 1_000_000, "max_weight": 40 * 55_000},
+    ]);
+    let vessel_workers = [vessel_worker(&nats, Some(&fleet)).await, vessel_worker(&nats, Some(&fleet)).await];
+    let consignment_workers =
+        [consignment_worker(&nats).await, consignment_worker(&nats).await, consignment_worker(&nats).await];
+    let client = async_nats::connect(nats.url()).await.unwrap();
+
+    let results: Vec<_> = (0..300).map(|_| create(&client, None)).collect::<FuturesUnordered<_>>().collect().await;
+    let created = results.iter().filter(|result| result.is_ok()).count();
+    for result in &results {
+        if let Err(error) = result {
+            assert!(
+                matches!(error, RequestError::Service(error) if error.code == ErrorCode::NotFound && error.message == "no vessel available"),
+                "a clear 404, got {error:?}"
+            );
+        }
+    }
+    assert_eq!(created, 100, "exactly as many creates succeed as the fleet has room for");
+
+    let stored = list_all(&client, ListConsignments::default()).await;
+    assert_eq!(stored.len(), 100);
+    let on = |vessel: &str| {
+        let query = ListConsignments { vessel_id: Some(vessel.into()), limit: Some(7), ..ListConsignments::default() };
+        list_all(&client, query)
+    };
+    assert_eq!((on("a").await.len(), on("b").await.len()), (60, 40));
+    assert_bookings_match_consignments(&client).await;
+
+    for worker in consignment_workers.into_iter().chain(vessel_workers) {
+        worker.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_same_key_ten_times_on_two_instances_creates_one_consignment() {
+    let nats = Nats::start().await;
+    let workers = [vessel_worker(&nats, None).await, consignment_worker(&nats).await, consignment_worker(&nats).await];
+    let client = async_nats::connect(nats.url()).await.unwrap();
+
+    let replies: Vec<_> =
+        (0..10).map(|_| create(&client, Some("order-42"))).collect::<FuturesUnordered<_>>().collect().await;
+    let first = replies[0].as_ref().unwrap();
+    assert!(replies.iter().all(|reply| reply.as_ref().unwrap() == first), "ten identical replies");
+    assert_eq!(list_all(&client, ListConsignments::default()).await.len(), 1);
+    assert_eq!(event_ids(&client).await, [first.consignment.id.clone()]);
+    assert_bookings_match_consignments(&client).await;
+
+    // The key names that consignment; reusing it for another one is refused.
+    let mut other: Value = serde_json::from_str(SEED).unwrap();
+    other["weight"] = json!(1);
+    let reply = client
+        .send_request(
+            consignment::CREATE,
+            async_nats::Request::new().payload(other.to_string().into()).headers({
+                let mut headers = HeaderMap::new();
+                headers.insert(consignment::IDEMPOTENCY_HEADER, "order-42");
+                headers
+            }),
+        )
+        .await
+        .unwrap();
+    let error = testkit::service_error(decode_reply::<Value>(consignment::CREATE, &reply));
+    assert_eq!(error.code, ErrorCode::Conflict);
+
+    for worker in workers {
+        worker.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn consignments_and_bookings_survive_sigterm_sigkill_and_a_nats_restart() {
+    let nats = Nats::start().await;
+    let vessels = vessel_worker(&nats, None).await;
+    let client = async_nats::ConnectOptions::new().retry_on_initial_connect().connect(nats.url()).await.unwrap();
+
+    let worker = consignment_process(&nats).await;
+    for _ in 0..3 {
+        create(&client, None).await.unwrap();
+    }
+    assert!(worker.terminate().await, "exits 0 on SIGTERM");
+    let worker = consignment_process(&nats).await;
+    assert_eq!(list_all(&client, ListConsignments::default()).await.len(), 3, "after SIGTERM");
+
+    create(&client, None).await.unwrap();
+    worker.kill().await;
+    let worker = consignment_process(&nats).await;
+    assert_eq!(list_all(&client, ListConsignments::default()).await.len(), 4, "after SIGKILL");
+
+    nats.restart().await;
+    let listed = tokio::time::timeout(GUARD, async {
+        loop {
+            // The workers reconnect on their own; until then a request finds no responder.
+            let body = serde_json::to_vec(&ListConsignments::default()).unwrap();
+            if let Ok(page) = request::<ConsignmentList>(&client, consignment::LIST, body.into(), TIMEOUT).await {
+                return page.consignments.len();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("served again after the NATS restart");
+    assert_eq!(listed, 4, "after a NATS restart on the same store");
+    assert_eq!(fleet(&client).await.vessels[0].vessel.booked, Load { containers: 9, weight: 165_000 });
+    assert_bookings_match_consignments(&client).await;
+
+    worker.kill().await;
+    vessels.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn creates_survive_a_worker_killed_mid_flow() {
+    const CREATES: usize = 200;
+    const IN_FLIGHT: usize = 8;
+    let nats = Nats::start().await;
+    let vessels = vessel_worker(&nats, Some(&BIG_FLEET)).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut worker = consignment_process(&nats).await;
+
+    // Each create has its own key and is retried with it until acknowledged.
+    let (acked_tx, mut acked) = tokio::sync::mpsc::unbounded_channel();
+    let load = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            futures::stream::iter(0..CREATES)
+                .for_each_concurrent(IN_FLIGHT, |n| {
+                    let (client, acked_tx) = (client.clone(), acked_tx.clone());
+                    async move {
+                        let key = format!("crash-{n}");
+                        let deadline = tokio::time::Instant::now() + GUARD;
+                        loop {
+                            match create(&client, Some(&key)).await {
+                                Ok(created) => return acked_tx.send(created.consignment).unwrap(),
+                                Err(_) if tokio::time::Instant::now() < deadline => {
+                                    tokio::time::sleep(Duration::from_millis(50)).await; // client back-off
+                                }
+                                Err(error) => panic!("create {key} never acknowledged: {error}"),
+                            }
+                        }
+                    }
+                })
+                .await;
+        })
+    };
+
+    // Kill the worker twice while creates are in flight, restarting it each time.
+    let mut acknowledged = Vec::new();
+    for kill_after in [50, 120] {
+        while acknowledged.len() < kill_after {
+            acknowledged.push(acked.recv().await.expect("creates go on"));
+        }
+        worker.kill().await;
+        worker = consignment_process(&nats).await;
+    }
+    load.await.unwrap();
+    while let Some(consignment) = acked.recv().await {
+        acknowledged.push(consignment);
+    }
+    assert_eq!(acknowledged.len(), CREATES);
+
+    until_no_create_in_flight(&client).await;
+    let stored: HashMap<String, Consignment> =
+        list_all(&client, ListConsignments::default()).await.into_iter().map(|c| (c.id.clone(), c)).collect();
+    for consignment in &acknowledged {
+        assert_eq!(stored.get(&consignment.id), Some(consignment), "every acknowledged create is stored");
+    }
+    assert_eq!(stored.len(), CREATES, "no duplicate: one consignment per key");
+    let mut events = event_ids(&client).await;
+    events.sort();
+    let mut ids: Vec<_> = stored.keys().cloned().collect();
+    ids.sort();
+    assert_eq!(events, ids, "one event per consignment");
+    assert_bookings_match_consignments(&client).await;
+
+    worker.kill().await;
+    vessels.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_hundred_thousand_consignments_page_through_completely() {
+    const STORED: usize = 100_000;
+    let nats = Nats::start().await;
+    let worker = consignment_worker(&nats).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+
+    let seed: Value = serde_json::from_str(SEED).unwrap();
+    seed_consignments(&client, STORED, &seed).await;
+
+    let max_payload = client.server_info().max_payload;
+    let mut seen = std::collections::HashSet::new();
+    let mut query = ListConsignments { limit: Some(1_000), ..ListConsignments::default() };
+    loop {
+        let body = serde_json::to_vec(&query).unwrap();
+        let reply = client.request(consignment::LIST, body.into()).await.unwrap();
+        assert!(reply.payload.len() <= max_payload, "a reply of {} bytes", reply.payload.len());
+        let page: ConsignmentList = decode_reply(consignment::LIST, &reply).unwrap();
+        assert!(page.consignments.len() <= 1_000);
+        for consignment in page.consignments {
+            assert!(seen.insert(consignment.id), "listed once");
+        }
+        match page.next {
+            Some(next) => query.cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), STORED);
+
+    let on_vessel002 =
+        ListConsignments { vessel_id: Some("vessel002".into()), limit: Some(1_000), ..Default::default() };
+    assert_eq!(list_all(&client, on_vessel002).await.len(), STORED / 2);
+
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn pages_of_large_consignments_stay_within_max_payload() {
+    let nats = Nats::start().await;
+    let worker = consignment_worker(&nats).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    // 1,000 consignments of 16 KiB: 16 MiB, twice what one reply may carry here.
+    let mut seed: Value = serde_json::from_str(SEED).unwrap();
+    seed["description"] = json!("x".repeat(16 * 1024));
+    seed_consignments(&client, 1_000, &seed).await;
+
+    let max_payload = client.server_info().max_payload;
+    let (mut listed, mut pages) = (0, 0);
+    let mut query = ListConsignments { limit: Some(1_000), ..ListConsignments::default() };
+    loop {
+        // Replies of up to 8 MB through a debug build: more time than the default 10 s.
+        let ask = async_nats::Request::new().payload(serde_json::to_vec(&query).unwrap().into()).timeout(Some(GUARD));
+        let reply = client.send_request(consignment::LIST, ask).await.unwrap();
+        assert!(reply.payload.len() <= max_payload, "a reply of {} bytes over {max_payload}", reply.payload.len());
+        let page: ConsignmentList = decode_reply(consignment::LIST, &reply).unwrap();
+        listed += page.consignments.len();
+        pages += 1;
+        match page.next {
+            Some(next) => query.cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(listed, 1_000);
+    assert!(pages >= 2, "the byte limit split the list");
+
+    worker.stop().await.unwrap();
+}

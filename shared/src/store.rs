@@ -1,0 +1,247 @@
+//! JetStream, the one store of the shippy system: bucket and stream names, how they
+//! are created, and reading stored messages in batches.
+//!
+//! Every piece of state lives in a JetStream Key-Value bucket or stream on the NATS
+//! server the workers already use, so the workers themselves are stateless: any
+//! instance can serve any request, and a restarted one has lost nothing.
+//!
+//! | name                          | kind   | key / subject                  | written by          |
+//! |-------------------------------|--------|--------------------------------|---------------------|
+//! | [`VESSELS_BUCKET`]            | KV     | vessel id                      | vessel-worker       |
+//! | [`BOOKINGS_BUCKET`]           | KV     | consignment id                 | vessel-worker       |
+//! | [`CONSIGNMENTS_BUCKET`]       | KV     | consignment id                 | consignment-worker  |
+//! | [`CREATES_BUCKET`]            | KV     | consignment id (in flight)     | consignment-worker  |
+//! | [`IDEMPOTENCY_BUCKET`]        | KV     | name-based UUID of `Nats-Msg-Id` | consignment-worker |
+//! | [`EVENTS_STREAM`]             | stream | `consignment.created`          | consignment-worker  |
+//!
+//! The key layout and revision rules of each bucket are documented with the worker
+//! that owns it (`vessel_worker::store`, `consignment_worker::store`).
+
+use std::time::Duration;
+
+use async_nats::{
+    Client, StatusCode,
+    jetstream::{self, kv, stream::StorageType},
+};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use serde::Serialize;
+
+/// Vessels, one key per vessel, holding its capacity and what is booked on it.
+pub const VESSELS_BUCKET: &str = "shippy-vessels";
+/// Bookings, one key per consignment: which vessel carries it.
+pub const BOOKINGS_BUCKET: &str = "shippy-bookings";
+/// Consignments, one key per consignment, written once.
+pub const CONSIGNMENTS_BUCKET: &str = "shippy-consignments";
+/// Creates in flight, one key per consignment, deleted when the create is done.
+pub const CREATES_BUCKET: &str = "shippy-creates";
+/// Idempotency keys (`Nats-Msg-Id`) seen within the idempotency window.
+pub const IDEMPOTENCY_BUCKET: &str = "shippy-idempotency";
+/// The durable `consignment.created` events, one per consignment.
+pub const EVENTS_STREAM: &str = "shippy-consignment-events";
+
+/// The subject of `key` in `bucket`'s stream: KV buckets are streams named
+/// `KV_<bucket>` whose subjects are `$KV.<bucket>.<key>`.
+pub fn kv_subject(bucket: &str, key: &str) -> String {
+    format!("$KV.{bucket}.{key}")
+}
+
+/// The stream behind a KV bucket.
+pub fn kv_stream(bucket: &str) -> String {
+    format!("KV_{bucket}")
+}
+
+/// Where JetStream keeps the buckets and streams a worker creates when absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Storage {
+    /// On disk: survives a NATS restart (the default).
+    File,
+    /// In memory: gone when the NATS server stops. For tests and benchmarks only.
+    Memory,
+}
+
+impl From<Storage> for StorageType {
+    fn from(storage: Storage) -> Self {
+        match storage {
+            Storage::File => Self::File,
+            Storage::Memory => Self::Memory,
+        }
+    }
+}
+
+/// How the buckets and streams are created when a worker finds them absent.
+/// Existing ones are used as they are: changing replicas later is an operator's
+/// `nats stream edit`, not a worker's restart.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct StoreConfig {
+    /// Replicas of every bucket and stream: 1 on a single server, 3 on a cluster.
+    #[arg(long, env = "JS_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub js_replicas: u8,
+    /// Storage of every bucket and stream.
+    #[arg(long, env = "JS_STORAGE", value_enum, default_value_t = Storage::File)]
+    pub js_storage: Storage,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { js_replicas: 1, js_storage: Storage::File }
+    }
+}
+
+impl StoreConfig {
+    /// A KV bucket keeping only the latest value of each key, as every shippy bucket does.
+    pub fn bucket(&self, name: &str, description: &str) -> kv::Config {
+        kv::Config {
+            bucket: name.to_owned(),
+            description: description.to_owned(),
+            history: 1,
+            storage: self.js_storage.into(),
+            num_replicas: usize::from(self.js_replicas),
+            ..kv::Config::default()
+        }
+    }
+
+    /// A stream with these settings.
+    pub fn stream(&self, config: jetstream::stream::Config) -> jetstream::stream::Config {
+        jetstream::stream::Config {
+            storage: self.js_storage.into(),
+            num_replicas: usize::from(self.js_replicas),
+            allow_direct: true,
+            ..config
+        }
+    }
+}
+
+/// A JetStream operation that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation}: {source}")]
+pub struct StoreError {
+    pub operation: String,
+    #[source]
+    pub source: async_nats::Error,
+}
+
+impl StoreError {
+    pub fn new(operation: impl Into<String>, source: impl Into<async_nats::Error>) -> Self {
+        Self { operation: operation.into(), source: source.into() }
+    }
+}
+
+/// A store failure costs the request a 500; the details go to the log, not to the caller.
+impl From<StoreError> for crate::ServiceError {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "JetStream store failed");
+        Self::internal("the store failed")
+    }
+}
+
+/// The bucket `config.bucket`, created with `config` if it does not exist yet.
+///
+/// Several instances may start at once: whichever creates it, all end up with the same bucket.
+pub async fn key_value(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store, StoreError> {
+    if let Ok(store) = js.get_key_value(&config.bucket).await {
+        return Ok(store);
+    }
+    let name = config.bucket.clone();
+    match js.create_key_value(config).await {
+        Ok(store) => Ok(store),
+        // Another instance created it between the two calls.
+        Err(error) => {
+            js.get_key_value(&name).await.map_err(|_| StoreError::new(format!("create bucket {name}"), error))
+        }
+    }
+}
+
+/// The stream `config.name`, created with `config` if it does not exist yet.
+pub async fn stream(
+    js: &jetstream::Context,
+    config: jetstream::stream::Config,
+) -> Result<jetstream::stream::Stream, StoreError> {
+    let name = config.name.clone();
+    js.get_or_create_stream(config).await.map_err(|error| StoreError::new(format!("create stream {name}"), error))
+}
+
+/// A message read back from a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub subject: String,
+    /// The stream sequence; for a KV entry, its revision.
+    pub sequence: u64,
+    pub payload: Bytes,
+    /// A KV delete or purge marker rather than a value.
+    pub deleted: bool,
+    /// Messages matching the filter after this one, as the server counted them.
+    pub pending: u64,
+}
+
+/// What [`direct_batch`] asks for: up to `batch` messages on `subject` (wildcards
+/// allowed) from sequence `from` on, at most about `max_bytes` of them.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchRequest {
+    #[serde(rename = "seq")]
+    pub from: u64,
+    #[serde(rename = "next_by_subj")]
+    pub subject: String,
+    pub batch: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<usize>,
+}
+
+/// The most messages one [`BatchRequest`] returns (the server's limit).
+pub const MAX_BATCH: usize = 1000;
+
+/// Reads a batch of messages from `stream` in one round trip, with the direct get
+/// API of ADR-31 (`$JS.API.DIRECT.GET.<stream>`, NATS 2.11+, streams with `allow_direct`,
+/// which every KV bucket has): no consumer is created.
+///
+/// async-nats 0.51 has single-message direct gets only, and the `jetstream-extra`
+/// crate that wraps batches is built on async-nats 0.48, so the few lines of protocol
+/// live here: the server answers on our inbox with one message per match, each with
+/// `Nats-Subject` and `Nats-Sequence` headers, then an empty `204 EOB` status
+/// (`404` when nothing matches).
+pub async fn direct_batch(
+    client: &Client,
+    stream: &str,
+    request: &BatchRequest,
+    timeout: Duration,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let operation = || format!("read {stream} from sequence {}", request.from);
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await.map_err(|error| StoreError::new(operation(), error))?;
+    let body = serde_json::to_vec(request).expect("a batch request serializes");
+    client
+        .publish_with_reply(format!("$JS.API.DIRECT.GET.{stream}"), inbox, body.into())
+        .await
+        .map_err(|error| StoreError::new(operation(), error))?;
+
+    let mut messages = Vec::new();
+    let read = async {
+        while let Some(message) = replies.next().await {
+            match message.status.as_ref().map(StatusCode::as_u16) {
+                // 204 EOB ends the batch; 404 says nothing (more) matches.
+                Some(204 | 404) => return Ok(()),
+                Some(status) if status != 200 => {
+                    let reason = message.description.unwrap_or_default();
+                    return Err(StoreError::new(operation(), format!("direct get answered {status} {reason}")));
+                }
+                _ => messages.push(stored_message(message).map_err(|error| StoreError::new(operation(), error))?),
+            }
+        }
+        Err(StoreError::new(operation(), "the connection closed"))
+    };
+    tokio::time::timeout(timeout, read).await.map_err(|_| StoreError::new(operation(), "timed out"))??;
+    Ok(messages)
+}
+
+fn stored_message(message: async_nats::Message) -> Result<StoredMessage, String> {
+    let headers = message.headers.ok_or("a direct get reply without headers")?;
+    let header = |name: &str| headers.get(name).map(async_nats::HeaderValue::as_str);
+    let number = |name: &str| header(name).and_then(|value| value.parse::<u64>().ok());
+    Ok(StoredMessage {
+        subject: header("Nats-Subject").ok_or("no Nats-Subject header")?.to_owned(),
+        sequence: number("Nats-Sequence").ok_or("no Nats-Sequence header")?,
+        deleted: matches!(header("KV-Operation"), Some("DEL" | "PURGE")),
+        pending: number("Nats-Num-Pending").unwrap_or(0),
+        payload: message.payload,
+    })
+}

@@ -1,0 +1,126 @@
+//! [`VesselStore`] on JetStream Key-Value buckets.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    self,
+    kv::{self, CreateErrorKind, UpdateErrorKind},
+};
+use serde::{Serialize, de::DeserializeOwned};
+use shared::store::{
+    BOOKINGS_BUCKET, BatchRequest, MAX_BATCH, StoreConfig, StoreError, VESSELS_BUCKET, direct_batch, key_value,
+    kv_stream, kv_subject,
+};
+use tracing::instrument;
+
+use super::{Versioned, VesselStore};
+use crate::fleet::{Booking, VesselRecord};
+
+/// How long a read of the whole fleet may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The vessels and bookings buckets.
+#[derive(Debug, Clone)]
+pub struct JetStreamStore {
+    client: async_nats::Client,
+    vessels: kv::Store,
+    bookings: kv::Store,
+}
+
+impl JetStreamStore {
+    /// Opens both buckets, creating them with `config` if absent.
+    pub async fn open(client: async_nats::Client, config: &StoreConfig) -> Result<Self, StoreError> {
+        let js = jetstream::new(client.clone());
+        let vessels =
+            key_value(&js, config.bucket(VESSELS_BUCKET, "shippy vessels and what is booked on them")).await?;
+        let bookings = key_value(&js, config.bucket(BOOKINGS_BUCKET, "shippy bookings, by consignment id")).await?;
+        Ok(Self { client, vessels, bookings })
+    }
+}
+
+fn encode(value: &impl Serialize) -> bytes::Bytes {
+    shared::codec::encode(value).into()
+}
+
+fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|error| StoreError::new(format!("decode {what}"), error))
+}
+
+impl VesselStore for JetStreamStore {
+    #[instrument(skip(self), err)]
+    async fn vessels(&self) -> Result<Vec<Versioned<VesselRecord>>, StoreError> {
+        let stream = kv_stream(VESSELS_BUCKET);
+        let mut fleet: Vec<Versioned<VesselRecord>> = Vec::new();
+        let mut from = 1;
+        loop {
+            let request =
+                BatchRequest { from, subject: kv_subject(VESSELS_BUCKET, ">"), batch: MAX_BATCH, max_bytes: None };
+            let batch = direct_batch(&self.client, &stream, &request, READ_TIMEOUT).await?;
+            let Some(last) = batch.last() else { break };
+            let more = last.pending > 0;
+            from = last.sequence + 1;
+            for message in batch.into_iter().filter(|message| !message.deleted) {
+                fleet
+                    .push(Versioned { value: decode(&message.subject, &message.payload)?, revision: message.sequence });
+            }
+            if !more {
+                break;
+            }
+        }
+        fleet.sort_by(|a, b| a.value.vessel.id.cmp(&b.value.vessel.id));
+        Ok(fleet)
+    }
+
+    #[instrument(skip(self), err)]
+    async fn vessel(&self, id: &str) -> Result<Option<Versioned<VesselRecord>>, StoreError> {
+        let entry =
+            self.vessels.entry(id).await.map_err(|error| StoreError::new(format!("read vessel {id}"), error))?;
+        match entry {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                Ok(Some(Versioned { value: decode(id, &entry.value)?, revision: entry.revision }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    #[instrument(skip_all, fields(vessel = %record.vessel.id), err)]
+    async fn create_vessel(&self, record: &VesselRecord) -> Result<bool, StoreError> {
+        match self.vessels.create(&record.vessel.id, encode(record)).await {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == CreateErrorKind::AlreadyExists => Ok(false),
+            Err(error) => Err(StoreError::new(format!("create vessel {}", record.vessel.id), error)),
+        }
+    }
+
+    #[instrument(skip_all, fields(vessel = %record.vessel.id, revision), err)]
+    async fn update_vessel(&self, record: &VesselRecord, revision: u64) -> Result<bool, StoreError> {
+        match self.vessels.update(&record.vessel.id, encode(record), revision).await {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == UpdateErrorKind::WrongLastRevision => Ok(false),
+            Err(error) => Err(StoreError::new(format!("update vessel {}", record.vessel.id), error)),
+        }
+    }
+
+    #[instrument(skip(self), err)]
+    async fn booking(&self, consignment: &str) -> Result<Option<Booking>, StoreError> {
+        let value = self
+            .bookings
+            .get(consignment)
+            .await
+            .map_err(|error| StoreError::new(format!("read booking {consignment}"), error))?;
+        value.map(|bytes| decode(consignment, &bytes)).transpose()
+    }
+
+    #[instrument(skip(self, booking), err)]
+    async fn record_booking(&self, consignment: &str, booking: &Booking) -> Result<Booking, StoreError> {
+        match self.bookings.create(consignment, encode(booking)).await {
+            Ok(_) => Ok(booking.clone()),
+            Err(error) if error.kind() == CreateErrorKind::AlreadyExists => {
+                self.booking(consignment).await?.ok_or_else(|| {
+                    StoreError::new(format!("read booking {consignment}"), "it exists and yet cannot be read")
+                })
+            }
+            Err(error) => Err(StoreError::new(format!("record booking {consignment}"), error)),
+        }
+    }
+}
