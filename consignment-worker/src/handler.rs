@@ -57,7 +57,9 @@ impl<S: ConsignmentStore> ConsignmentHandler<S> {
     async fn create(&self, headers: Option<&HeaderMap>, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {
         let request: NewConsignment = decode_request(payload)?;
         let valid = ValidConsignment::parse(request)?;
-        let key = headers.and_then(|headers| headers.get(consignment::IDEMPOTENCY_HEADER)).map(|value| value.as_str());
+        let key = headers
+            .and_then(|headers| headers.get(consignment::IDEMPOTENCY_HEADER))
+            .map(async_nats::HeaderValue::as_str);
         if key.is_some_and(|key| key.is_empty() || key.len() > MAX_KEY_BYTES) {
             return Err(ServiceError::bad_request(format!(
                 "{} must hold 1 to {MAX_KEY_BYTES} bytes",

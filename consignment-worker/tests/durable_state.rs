@@ -236,7 +236,7 @@ async fn the_same_key_ten_times_on_two_instances_creates_one_consignment() {
     let first = replies[0].as_ref().unwrap();
     assert!(replies.iter().all(|reply| reply.as_ref().unwrap() == first), "ten identical replies");
     assert_eq!(list_all(&client, ListConsignments::default()).await.len(), 1);
-    assert_eq!(event_ids(&client).await, [first.consignment.id.clone()]);
+    assert_eq!(event_ids(&client).await, std::slice::from_ref(&first.consignment.id));
     assert_bookings_match_consignments(&client).await;
 
     // The key names that consignment; reusing it for another one is refused.
@@ -380,7 +380,7 @@ async fn a_hundred_thousand_consignments_page_through_completely() {
     seed_consignments(&client, STORED, &seed).await;
 
     let max_payload = client.server_info().max_payload;
-    let mut seen = std::collections::HashSet::new();
+    let mut listed = std::collections::HashSet::new();
     let mut query = ListConsignments { limit: Some(1_000), ..ListConsignments::default() };
     loop {
         let body = serde_json::to_vec(&query).unwrap();
@@ -389,14 +389,14 @@ async fn a_hundred_thousand_consignments_page_through_completely() {
         let page: ConsignmentList = decode_reply(consignment::LIST, &reply).unwrap();
         assert!(page.consignments.len() <= 1_000);
         for consignment in page.consignments {
-            assert!(seen.insert(consignment.id), "listed once");
+            assert!(listed.insert(consignment.id), "listed once");
         }
         match page.next {
             Some(next) => query.cursor = Some(next),
             None => break,
         }
     }
-    assert_eq!(seen.len(), STORED);
+    assert_eq!(listed.len(), STORED);
 
     let on_vessel002 =
         ListConsignments { vessel_id: Some("vessel002".into()), limit: Some(1_000), ..Default::default() };

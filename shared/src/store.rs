@@ -199,6 +199,9 @@ pub const MAX_BATCH: usize = 1000;
 /// live here: the server answers on our inbox with one message per match, each with
 /// `Nats-Subject` and `Nats-Sequence` headers, then an empty `204 EOB` status
 /// (`404` when nothing matches).
+///
+/// # Panics
+/// Never: a [`BatchRequest`] always serializes.
 pub async fn direct_batch(
     client: &Client,
     stream: &str,

@@ -35,7 +35,7 @@ pub const GUARD: Duration = Duration::from_secs(60);
 /// A NATS server that lives as long as this value.
 pub struct Nats {
     url: String,
-    _container: ContainerAsync<GenericImage>,
+    container: ContainerAsync<GenericImage>,
 }
 
 impl std::fmt::Debug for Nats {
@@ -69,7 +69,7 @@ impl Nats {
             .start()
             .await
             .unwrap_or_else(|error| panic!("start NATS from image {image}: {error}"));
-        Self { url: format!("nats://127.0.0.1:{port}"), _container: container }
+        Self { url: format!("nats://127.0.0.1:{port}"), container }
     }
 
     /// Stops the server (SIGTERM, as `docker stop` sends) and starts it again on the
@@ -78,8 +78,8 @@ impl Nats {
     /// # Panics
     /// If the container cannot be restarted or JetStream does not come back within [`GUARD`].
     pub async fn restart(&self) {
-        self._container.stop_with_timeout(Some(10)).await.expect("stop NATS");
-        self._container.start().await.expect("start NATS again");
+        self.container.stop_with_timeout(Some(10)).await.expect("stop NATS");
+        self.container.start().await.expect("start NATS again");
         let ready = async {
             let client = async_nats::ConnectOptions::new()
                 .retry_on_initial_connect()
