@@ -225,10 +225,13 @@ impl<H: Handler> Responder<H> {
     }
 }
 
-fn error_headers(error: &ServiceError) -> HeaderMap {
+/// The ADR-32 error headers of an error reply: the code, and the message as one
+/// printable line of bounded length (see [`crate::error::header_safe`]), so that any
+/// message can be sent; the JSON body ([`ServiceError::to_json`]) carries it whole.
+pub fn error_headers(error: &ServiceError) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(ERROR_HEADER, error.message.as_str());
-    headers.insert(ERROR_CODE_HEADER, error.code.to_string().as_str());
+    headers.insert(ERROR_HEADER, error.header_message());
+    headers.insert(ERROR_CODE_HEADER, error.code.to_string());
     headers
 }
 

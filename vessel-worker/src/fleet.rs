@@ -80,6 +80,10 @@ fn validate(vessel: &Vessel) -> Result<(), FleetError> {
     if vessel.name.trim().is_empty() {
         return Err(FleetError::Invalid("name must not be empty"));
     }
+    // Ids and names are echoed in replies, logs and error messages: one printable line each.
+    if [&vessel.id, &vessel.name, &vessel.owner_id].iter().any(|text| text.chars().any(char::is_control)) {
+        return Err(FleetError::Invalid("id, name and owner_id must not hold control characters"));
+    }
     if vessel.capacity == 0 {
         return Err(FleetError::Invalid("capacity must be greater than zero"));
     }
