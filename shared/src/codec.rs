@@ -8,7 +8,8 @@ use crate::error::ServiceError;
 ///
 /// A body is exactly one JSON object (leading and trailing whitespace allowed):
 /// a top-level array (which serde would otherwise take as a struct's fields in order),
-/// a scalar, trailing bytes or a second document are refused. Unknown fields are
+/// a scalar, trailing bytes or a second document are refused, each with a message
+/// that says so. Unknown fields are
 /// ignored, so that older workers accept requests from newer clients.
 ///
 /// Malformed JSON, missing fields, negative numbers where only non-negative ones
@@ -17,15 +18,10 @@ use crate::error::ServiceError;
 ///
 /// [`ErrorCode::BadRequest`]: crate::ErrorCode::BadRequest
 pub fn decode_request<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ServiceError> {
-    match payload.iter().find(|byte| !byte.is_ascii_whitespace()) {
-        Some(b'{') => {}
-        None => return Err(ServiceError::bad_request("invalid request: the body is empty, expected a JSON object")),
-        Some(b'[') => {
-            return Err(ServiceError::bad_request("invalid request: the body is an array, expected a JSON object"));
-        }
-        Some(_) => {
-            return Err(ServiceError::bad_request("invalid request: the body is not a JSON object"));
-        }
+    // serde takes an array for a struct's fields in order; anything else that is not an
+    // object (a string, a number, nothing at all) serde refuses with a message of its own.
+    if payload.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ServiceError::bad_request("invalid request: the body is an array, expected a JSON object"));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(payload);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
@@ -83,10 +79,10 @@ mod tests {
             (r#"{"capacity":3,"max_weight":1}{"capacity":3,"max_weight":1}"#, "more after the JSON object"),
             ("[3,55000]", "the body is an array, expected a JSON object"),
             ("  [3,55000]", "the body is an array"),
-            ("3", "not a JSON object"),
-            ("\"x\"", "not a JSON object"),
-            ("", "the body is empty"),
-            (" \n", "the body is empty"),
+            ("3", "invalid type: integer `3`, expected struct Specification"),
+            ("\"x\"", "invalid type: string \"x\", expected struct Specification"),
+            ("", "EOF while parsing a value"),
+            (" \n", "EOF while parsing a value"),
         ] {
             let error = refused(body);
             assert_eq!(error.code, ErrorCode::BadRequest);
