@@ -7,8 +7,8 @@
 //! is ignored unless asked for; `.ci/run` builds the binary and runs it:
 //!
 //! ```sh
-//! cargo build --release -p shared --example panic_probe
-//! SHIPPY_PANIC_PROBE=target/release/examples/panic_probe \
+//! cargo build --release -p shared --features panic-probe --bin panic_probe
+//! SHIPPY_PANIC_PROBE=target/release/panic_probe \
 //!     cargo test -p shared --test handler_panic -- --include-ignored
 //! ```
 
@@ -24,11 +24,11 @@ use shared::{
 use testkit::{Nats, service_error};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
-/// Environment variable naming the release build of `examples/panic_probe.rs`.
+/// Environment variable naming the release build of `src/bin/panic_probe.rs`.
 const PROBE_ENV: &str = "SHIPPY_PANIC_PROBE";
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Panics on `probe.panic`, echoes anything else (as `examples/panic_probe.rs` does).
+/// Panics on `probe.panic`, echoes anything else (as `src/bin/panic_probe.rs` does).
 #[derive(Debug)]
 struct Probe;
 
@@ -69,7 +69,7 @@ async fn handler_panic_is_a_500_and_the_service_keeps_serving() {
 }
 
 #[tokio::test]
-#[ignore = "needs SHIPPY_PANIC_PROBE, the release build of examples/panic_probe.rs (.ci/run builds it)"]
+#[ignore = "needs SHIPPY_PANIC_PROBE, the release build of src/bin/panic_probe.rs (.ci/run builds it)"]
 async fn release_binary_survives_a_handler_panic() {
     let probe = std::env::var(PROBE_ENV).unwrap_or_else(|_| panic!("{PROBE_ENV} names the release panic_probe binary"));
     assert!(probe.contains("release"), "{PROBE_ENV}={probe}: expected a release build");

@@ -3,6 +3,10 @@
 //!
 //! Serves `probe.panic` (panics) and `probe.echo` (echoes the body) on `NATS_URL`;
 //! prints `ready` on stdout once it takes requests, and runs until killed.
+//!
+//! Built only when asked for, with its own feature, so that a release build of it
+//! reuses the workers' release dependencies:
+//! `cargo build --release -p shared --features panic-probe --bin panic_probe`.
 
 use std::num::NonZeroUsize;
 
@@ -24,7 +28,7 @@ impl Handler for Probe {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var(shared::nats::URL_ENV).unwrap_or_else(|_| shared::nats::DEFAULT_URL.to_owned());
     let client = async_nats::connect(url).await?;
     let spec = ServiceSpec {
