@@ -73,6 +73,9 @@ async fn handler_panic_is_a_500_and_the_service_keeps_serving() {
 async fn release_binary_survives_a_handler_panic() {
     let probe = std::env::var(PROBE_ENV).unwrap_or_else(|_| panic!("{PROBE_ENV} names the release panic_probe binary"));
     assert!(probe.contains("release"), "{PROBE_ENV}={probe}: expected a release build");
+    // A relative path is taken from the workspace root, where `.ci/run` runs.
+    let probe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(probe);
+    let probe = probe.display().to_string();
     let nats = Nats::start().await;
     let mut child = tokio::process::Command::new(&probe)
         .env(shared::nats::URL_ENV, nats.url())
