@@ -95,7 +95,7 @@ async fn discovery_replies_of_both_services_follow_the_adr32_schemas() {
     // The errors are in the standard fields, where `nats micro stats` reads them.
     // The seed consignment's create asked vessel.find_available once more.
     for (service, subject, requests, last_error) in [
-        (vessel::SERVICE, vessel::FIND_AVAILABLE, 4, r#"400:invalid request: a\nb: expected value"#),
+        (vessel::SERVICE, vessel::FIND_AVAILABLE, 4, r"400:invalid request: a\nb: expected value"),
         (consignment::SERVICE, consignment::CREATE, 3, "400:weight must be greater than zero"),
     ] {
         let stats = ask(&client, &format!("$SRV.STATS.{service}")).await;
