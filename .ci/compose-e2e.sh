@@ -10,7 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-project=shippy-e2e
+# E2E_PROJECT: a compose project of its own, so that runs side by side do not collide.
+project="${E2E_PROJECT:-shippy-e2e}"
 # Ports of their own, so a NATS already running on 4222 is no obstacle.
 export NATS_PORT="${E2E_NATS_PORT:-14222}" NATS_MONITOR_PORT="${E2E_NATS_MONITOR_PORT:-18222}"
 export NATS_URL="nats://127.0.0.1:${NATS_PORT}"
@@ -71,6 +72,15 @@ step "plain requests from the host, as 'nats req' sends them"
 probe req vessel.find_available '{"capacity":3,"max_weight":55000}' | expect '"id":"vessel001"'
 probe req consignment.create "$(cat consignment.json)" | expect "$booked"
 probe req consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^2$'
+
+step "poison requests: each gets a JSON error reply, no worker restarts"
+probe poison
+probe req vessel.find_available '{"capacity":3,"max_weight":55000}' | expect '"id":"vessel001"'
+for container in $(compose ps -q nats vessel-worker consignment-worker); do
+    state="$(docker inspect -f '{{.Name}} restarts={{.RestartCount}} running={{.State.Running}}' "$container")"
+    echo "$state"
+    grep -q 'restarts=0 running=true' <<<"$state" || { echo "a container restarted or stopped" >&2; exit 1; }
+done
 
 step "scale vessel-worker to 3: all three answer"
 compose up -d --no-recreate --scale vessel-worker=3 vessel-worker

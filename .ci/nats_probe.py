@@ -8,6 +8,9 @@ headers, exactly as `nats req` does.
     nats_probe.py instances SERVICE N             # waits until N instances answer $SRV.PING
     nats_probe.py served SERVICE SUBJECT N        # per-instance requests served ($SRV.STATS);
                                                   # fails unless all N instances served some
+    nats_probe.py poison                          # the requests that used to crash or fool a
+                                                  # worker: each must get a JSON error reply
+                                                  # with both ADR-32 headers
 NATS_URL picks the server (default nats://localhost:4222).
 """
 
@@ -69,6 +72,33 @@ async def served(nc, service, subject, count):
         sys.exit(f"expected {count} instances to have served {subject}, got {counts}")
 
 
+# Requests that crashed a worker (an error quoting a newline, sent as a header) or
+# were answered as if valid (trailing bytes, two documents, arrays): (subject, body).
+POISON = [
+    ("vessel.find_available", b'{"capacity":3,"max_weight":55000,"a\\nb":NaN}'),
+    ("vessel.find_available", b'{"capacity":3,"max_weight":55000,"a\r\n\x00b":1}'),
+    ("vessel.find_available", b'{"capacity": 3, "max_weight": 55000} xyz'),
+    ("vessel.find_available", b'{"capacity":3,"max_weight":1}{"capacity":3,"max_weight":1}'),
+    ("vessel.find_available", b"[3,55000]"),
+    ("vessel.find_available", b'{"capacity":3,"\xff\xfe":1}'),
+    ("vessel.create", b'{"id":"dup\\nid","name":"x","capacity":1,"max_weight":1}'),
+    ("vessel.create", b'{"id":"dup\\nid","name":"x","capacity":1,"max_weight":1}'),
+    ("consignment.create", b'{"description":"d","weight":1,"containers":[],"a\\nb":NaN}'),
+    ("consignment.create", b"{\"deep\":" + b"[" * 5000 + b"]" * 5000 + b"}"),
+]
+
+
+async def poison(nc):
+    for subject, data in POISON:
+        msg = await nc.request(subject, data, timeout=5)
+        headers = msg.headers or {}
+        body = json.loads(msg.data)
+        code = headers.get("Nats-Service-Error-Code")
+        if code is None or "Nats-Service-Error" not in headers or str(body["error"]["code"]) != code:
+            sys.exit(f"{subject} {data[:60]!r}: expected a JSON error reply, got {headers} {msg.data[:200]!r}")
+        print(f"{subject} {data[:60]!r}: {code} {body['error']['message'][:80]!r}")
+
+
 async def main(argv):
     nc = await nats.connect(URL, connect_timeout=5, max_reconnect_attempts=0)
     try:
@@ -79,6 +109,8 @@ async def main(argv):
                 await req(nc, subject, data, int(n))
             case ["instances", service, n]:
                 await instances(nc, service, int(n))
+            case ["poison"]:
+                await poison(nc)
             case ["served", service, subject, n]:
                 await served(nc, service, subject, int(n))
             case _:

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 pub const ERROR_HEADER: &str = async_nats::service::NATS_SERVICE_ERROR;
 /// Header carrying the numeric error code, as ADR-32 defines it.
 pub const ERROR_CODE_HEADER: &str = async_nats::service::NATS_SERVICE_ERROR_CODE;
+/// The longest [`ERROR_HEADER`] value sent, in bytes; the JSON body keeps the whole message.
+pub const MAX_HEADER_MESSAGE_BYTES: usize = 256;
 
 /// Error codes, borrowed from HTTP so they read at a glance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -113,10 +115,46 @@ impl ServiceError {
         Self::new(ErrorCode::Internal, message)
     }
 
-    /// The JSON body of the error reply.
+    /// The JSON body of the error reply: the whole message, JSON-escaped.
     pub fn to_json(&self) -> Vec<u8> {
         crate::codec::encode(&ErrorReply { error: self.clone() })
     }
+
+    /// The message as a NATS header value: see [`header_safe`].
+    pub fn header_message(&self) -> String {
+        header_safe(&self.message)
+    }
+}
+
+/// `text` as one printable ASCII line of at most [`MAX_HEADER_MESSAGE_BYTES`] bytes,
+/// fit for a NATS header value whatever `text` holds.
+///
+/// Messages quote requests (a bad key, an id), so they may hold anything: a CR or LF
+/// in a header value is refused by async-nats with a panic, and other control or
+/// non-ASCII characters are not portable across clients. Each such character becomes
+/// its Rust escape (`\n`, `\u{7f}`, `\u{e9}`), so the line still says what was sent;
+/// past the limit the line is cut and ends in `...`. Leading and trailing blanks go.
+pub fn header_safe(text: &str) -> String {
+    const ELLIPSIS: &str = "...";
+    let mut line = String::with_capacity(text.len().min(MAX_HEADER_MESSAGE_BYTES));
+    // The length of `line` at the last whole character that leaves room for the ellipsis.
+    let mut fits = 0;
+    for c in text.trim().chars() {
+        if c == ' ' || c.is_ascii_graphic() {
+            line.push(c);
+        } else {
+            line.extend(c.escape_default());
+        }
+        if line.len() <= MAX_HEADER_MESSAGE_BYTES - ELLIPSIS.len() {
+            fits = line.len();
+        } else if line.len() > MAX_HEADER_MESSAGE_BYTES {
+            // Cut after a whole character, so that no escape is left half-written.
+            line.truncate(fits);
+            line.push_str(ELLIPSIS);
+            break;
+        }
+    }
+    line
 }
 
 /// The JSON body of an error reply: `{"error":{"code":..,"message":..}}`.
@@ -134,6 +172,37 @@ mod tests {
         let error = ServiceError::not_found("no vessel available");
         let json: serde_json::Value = serde_json::from_slice(&error.to_json()).unwrap();
         assert_eq!(json, serde_json::json!({"error": {"code": 404, "message": "no vessel available"}}));
+    }
+
+    /// What a NATS header value may hold: one line of printable ASCII.
+    fn is_header_safe(value: &str) -> bool {
+        value.len() <= MAX_HEADER_MESSAGE_BYTES && value.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+    }
+
+    #[test]
+    fn header_message_is_one_printable_line_and_the_body_keeps_everything() {
+        let message = "invalid request: a\nb\r\0\u{7f}: caf\u{e9} \u{1f6a2}";
+        let error = ServiceError::bad_request(message);
+        let header = error.header_message();
+        assert!(is_header_safe(&header), "{header:?}");
+        assert_eq!(header, r"invalid request: a\nb\r\u{0}\u{7f}: caf\u{e9} \u{1f6a2}");
+        let body: ErrorReply = serde_json::from_slice(&error.to_json()).unwrap();
+        assert_eq!(body.error.message, message);
+    }
+
+    #[test]
+    fn long_header_message_is_cut_on_a_character_and_marked() {
+        for filler in ["x", "\u{e9}", "\0", "\u{1f6a2}"] {
+            let header = header_safe(&filler.repeat(1_000));
+            assert!(is_header_safe(&header), "{header:?}");
+            assert!(header.ends_with("..."), "{header:?}");
+            assert!(header.len() > MAX_HEADER_MESSAGE_BYTES - 16, "{}", header.len());
+            // Only whole escapes: what is left before the ellipsis is a run of complete ones.
+            let kept = header.trim_end_matches("...");
+            let one = header_safe(filler);
+            assert_eq!(kept, one.repeat(kept.len() / one.len()), "{header:?}");
+        }
+        assert_eq!(header_safe("  short  "), "short");
     }
 
     #[test]

@@ -12,13 +12,15 @@
 //! The rest is the edge both workers and the CLI stand on: [`config`] (the settings
 //! every worker shares), [`nats`] (connecting),
 //! [`client`] (typed request-reply), [`service`] (serving endpoints as an ADR-32 NATS
-//! micro service with graceful shutdown), [`shutdown`] and [`telemetry`].
+//! micro service with graceful shutdown, [`micro`] answering the ADR-32 discovery
+//! verbs), [`shutdown`] and [`telemetry`].
 
 pub mod background;
 pub mod client;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod micro;
 pub mod model;
 pub mod nats;
 pub mod service;

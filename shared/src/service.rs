@@ -2,26 +2,23 @@
 //!
 //! A [`Service`] subscribes its endpoints in a queue group (so every running
 //! instance shares the load), answers `$SRV.PING|INFO|STATS` (so `nats micro ls`
-//! lists it), hands each request to a [`Handler`] on its own task (so one slow
+//! lists it and `nats micro stats` counts its error replies: see [`crate::micro`]), hands each request to a [`Handler`] on its own task (so one slow
 //! request never holds up the next) with at most [`ServiceSpec::max_in_flight`] at
 //! once (past that it stops reading and NATS buffers), and shuts down gracefully:
 //! it stops taking requests, finishes the ones in flight, then drains the connection.
 
-use std::{
-    collections::HashMap,
-    future::Future,
-    num::NonZeroUsize,
-    panic::AssertUnwindSafe,
-    sync::{Arc, Mutex},
-};
+use std::{future::Future, num::NonZeroUsize, panic::AssertUnwindSafe, sync::Arc, time::Instant};
 
-use async_nats::{Client, HeaderMap, service::ServiceExt as _};
+use async_nats::{Client, HeaderMap, Message};
 use bytes::Bytes;
-use futures::{FutureExt as _, StreamExt as _, stream::SelectAll};
+use futures::{FutureExt as _, StreamExt as _};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
-use crate::error::{ERROR_CODE_HEADER, ERROR_HEADER, ErrorCode, ServiceError};
+use crate::{
+    error::{ERROR_CODE_HEADER, ERROR_HEADER, ErrorCode, ServiceError},
+    micro::{self, Endpoints, Registry},
+};
 
 /// Serves one request.
 pub trait Handler: Send + Sync + 'static {
@@ -61,7 +58,7 @@ pub enum Error {
     Start {
         name: &'static str,
         #[source]
-        source: async_nats::Error,
+        source: async_nats::SubscribeError,
     },
     #[error("could not flush the subscriptions of the {name} service: {source}")]
     Flush {
@@ -76,8 +73,9 @@ pub enum Error {
 /// A registered service whose endpoints are subscribed and ready.
 pub struct Service<H> {
     client: Client,
-    micro: async_nats::service::Service,
-    requests: SelectAll<async_nats::service::endpoint::Endpoint>,
+    /// Answers `$SRV.PING|INFO|STATS` until aborted.
+    verbs: tokio::task::JoinHandle<()>,
+    requests: Endpoints,
     responder: Arc<Responder<H>>,
     spec: ServiceSpec,
 }
@@ -95,27 +93,18 @@ impl<H: Handler> Service<H> {
     /// this returns reaches the service.
     pub async fn start(client: Client, spec: ServiceSpec, handler: H) -> Result<Self, Error> {
         let start_error = |source| Error::Start { name: spec.name, source };
-        let errors = Arc::new(ErrorStats::default());
-        let service = client
-            .service_builder()
-            .description(spec.description)
-            .stats_handler({
-                let errors = Arc::clone(&errors);
-                move |subject, _| errors.report(&subject)
-            })
-            .queue_group(spec.queue_group)
-            .start(spec.name, spec.version)
-            .await
-            .map_err(start_error)?;
-        let group = service.group(spec.name);
-        let mut requests = SelectAll::new();
-        for endpoint in spec.endpoints {
-            requests.push(group.endpoint(*endpoint).await.map_err(start_error)?);
-        }
+        let registry = Arc::new(Registry::new(&spec));
+        let requests = Endpoints::subscribe(&client, &registry).await.map_err(start_error)?;
+        let verbs = micro::answer_verbs(&client, Arc::clone(&registry)).await.map_err(start_error)?;
         client.flush().await.map_err(|source| Error::Flush { name: spec.name, source })?;
         tracing::info!(service = spec.name, queue_group = spec.queue_group, endpoints = ?spec.endpoints, "service ready");
-        let responder = Arc::new(Responder { handler, errors, max_request_bytes: spec.max_request_bytes });
-        Ok(Self { client, micro: service, requests, responder, spec })
+        let responder = Arc::new(Responder {
+            handler,
+            client: client.clone(),
+            registry,
+            max_request_bytes: spec.max_request_bytes,
+        });
+        Ok(Self { client, verbs, requests, responder, spec })
     }
 
     /// Serves requests until `shutdown` completes or the connection closes, then
@@ -125,7 +114,7 @@ impl<H: Handler> Service<H> {
     /// # Panics
     /// Never: the semaphore bounding requests in flight is never closed.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-        let Self { client, micro, mut requests, responder, spec } = self;
+        let Self { client, verbs, mut requests, responder, spec } = self;
         let in_flight = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(spec.max_in_flight.get()));
         let take_slot = || async { Arc::clone(&slots).acquire_owned().await.expect("the semaphore is never closed") };
@@ -155,9 +144,8 @@ impl<H: Handler> Service<H> {
 
         tracing::info!(service = spec.name, in_flight = in_flight.len(), "shutting down: no new requests");
         // Unsubscribes every endpoint; what they had already received still comes through below.
-        if let Err(error) = micro.stop().await {
-            tracing::warn!(%error, "stopping the service");
-        }
+        requests.drain().await;
+        verbs.abort();
         while let Some(request) = requests.next().await {
             spawn_answer(request, take_slot().await);
         }
@@ -193,14 +181,15 @@ where
 /// Turns requests into replies.
 struct Responder<H> {
     handler: H,
-    errors: Arc<ErrorStats>,
+    client: Client,
+    registry: Arc<Registry>,
     max_request_bytes: usize,
 }
 
 impl<H: Handler> Responder<H> {
-    /// Serves one request (on its own task) and sends the reply.
-    async fn answer(self: Arc<Self>, request: async_nats::service::Request) {
-        let message = &request.message;
+    /// Serves one request to endpoint `index` (on its own task), sends the reply and counts it.
+    async fn answer(self: Arc<Self>, (index, message): (usize, Message)) {
+        let received = Instant::now();
         let size = message.payload.len();
         let result = if size > self.max_request_bytes {
             Err(ServiceError::new(
@@ -208,55 +197,42 @@ impl<H: Handler> Responder<H> {
                 format!("request of {size} bytes exceeds the limit of {} bytes", self.max_request_bytes),
             ))
         } else {
-            // A bug in one handler must cost one request, not the worker.
+            // A bug in one handler must cost one request, not the worker (the release
+            // profile unwinds, so that this holds in the binaries users run).
             AssertUnwindSafe(self.handler.handle(&message.subject, message.headers.as_ref(), message.payload.clone()))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| Err(ServiceError::internal("internal error")))
         };
 
-        let (headers, body) = match result {
-            Ok(body) => (HeaderMap::new(), body),
+        let (headers, body) = match &result {
+            Ok(body) => (None, body.clone()),
             Err(error) => {
                 tracing::debug!(subject = %message.subject, %error, "request failed");
-                self.errors.record(&message.subject, &error);
-                (error_headers(&error), error.to_json())
+                (Some(error_headers(error)), error.to_json())
             }
         };
-        // The error travels as a JSON body *and* as ADR-32 headers; async-nats's own error
-        // path would send an empty body, which a plain `nats req` user could not read.
-        if let Err(error) = request.respond_with_headers(Ok(body.into()), headers).await {
-            tracing::warn!(subject = %message.subject, %error, "could not send the reply");
+        // The error travels as a JSON body *and* as ADR-32 headers: a plain `nats req`
+        // user reads the one, NATS tooling the other.
+        if let Some(reply) = message.reply {
+            let sent = match headers {
+                Some(headers) => self.client.publish_with_headers(reply, headers, body.into()).await,
+                None => self.client.publish(reply, body.into()).await,
+            };
+            if let Err(error) = sent {
+                tracing::warn!(subject = %message.subject, %error, "could not send the reply");
+            }
         }
+        self.registry.record(index, received.elapsed(), result.as_ref().err());
     }
 }
 
-fn error_headers(error: &ServiceError) -> HeaderMap {
+/// The ADR-32 error headers of an error reply: the code, and the message as one
+/// printable line of bounded length (see [`crate::error::header_safe`]), so that any
+/// message can be sent; the JSON body ([`ServiceError::to_json`]) carries it whole.
+pub fn error_headers(error: &ServiceError) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(ERROR_HEADER, error.message.as_str());
-    headers.insert(ERROR_CODE_HEADER, error.code.to_string().as_str());
+    headers.insert(ERROR_HEADER, error.header_message());
+    headers.insert(ERROR_CODE_HEADER, error.code.to_string());
     headers
-}
-
-/// Error replies per endpoint subject.
-///
-/// async-nats counts `num_errors` only for replies sent down its own error path,
-/// which has no body; ours go down the success path with the error headers set, so
-/// they are counted here and reported as each endpoint's `data` in `$SRV.STATS`:
-/// `{"num_errors": 2, "last_error": "404:no vessel available"}`.
-#[derive(Debug, Default)]
-struct ErrorStats(Mutex<HashMap<String, (u64, String)>>);
-
-impl ErrorStats {
-    fn record(&self, subject: &str, error: &ServiceError) {
-        let mut errors = self.0.lock().expect("error stats lock poisoned");
-        let entry = errors.entry(subject.to_owned()).or_default();
-        *entry = (entry.0 + 1, format!("{}:{}", error.code, error.message));
-    }
-
-    fn report(&self, subject: &str) -> serde_json::Value {
-        let errors = self.0.lock().expect("error stats lock poisoned");
-        let (count, last) = errors.get(subject).cloned().unwrap_or_default();
-        serde_json::json!({ "num_errors": count, "last_error": last })
-    }
 }
