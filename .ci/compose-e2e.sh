@@ -29,7 +29,9 @@ expect() {
     printf '%s\n' "$reply"
     grep -Eq "$1" <<<"$reply" || { echo "expected /$1/ in the reply" >&2; return 1; }
 }
-booked='"vessel_id": ?"vessel001"'
+# The seed consignment fits three times on vessel001 and ten on vessel002; the test
+# adds vessel003 with room for the rest.
+booked='"vessel_id": ?"vessel00[123]"'
 
 teardown() {
     local status=$?
@@ -65,6 +67,9 @@ compose up -d nats vessel-worker consignment-worker
 probe instances vessel 1
 probe instances consignment 1
 
+step "add a vessel with room for every create of this test"
+probe req vessel.create '{"id":"vessel003","name":"Ever Given","capacity":20000,"max_weight":200000000}' | expect '"created":true'
+
 step "create a consignment with the CLI container"
 compose run --rm cli create | expect "$booked"
 
@@ -97,5 +102,26 @@ echo "stopped $victim, exit code $exit_code"
 probe req consignment.create "$(cat consignment.json)" --repeat 20 | expect "$booked"
 compose run --rm cli create | expect "$booked"
 probe req consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^23$'
+
+# Retries a plain request until it succeeds, for at most 60 s: the services come
+# back on their own after a restart.
+req_when_back() {
+    local deadline=$((SECONDS + 60))
+    until probe req "$@" 2>/dev/null; do
+        [ "$SECONDS" -lt "$deadline" ] || { echo "no answer to $1 within 60 s" >&2; return 1; }
+        sleep 0.5
+    done
+}
+
+step "restart the consignment-worker: every consignment is still listed"
+compose restart consignment-worker
+req_when_back consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^23$'
+
+step "restart NATS: consignments, bookings and the added vessel are still there"
+compose restart nats
+req_when_back consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^23$'
+req_when_back vessel.list '' | expect '"id":"vessel003"'
+req_when_back vessel.list '' | expect '"id":"vessel001","capacity":500,"max_weight":200000,"name":"Boaty McBoatface","available":true,"owner_id":"","booked":\{"containers":9,"weight":165000\}'
+probe req consignment.create "$(cat consignment.json)" | expect "$booked"
 
 step "passed"
