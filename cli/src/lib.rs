@@ -60,8 +60,10 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             output::vessel(out, format, &found)?;
         }
         Command::Bench(args) => {
+            // Refuse what cannot be honoured before reaching for NATS.
+            let plan = bench::Plan::new(args)?;
             // A report reads the same in a terminal and in a file: a table unless JSON is asked.
-            bench::run(&connect().await?, &cli.nats_url, args, cli.format(), out).await?;
+            bench::run(&connect().await?, &cli.nats_url, &plan, &args.file, cli.format(), out).await?;
         }
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "shippy", out);

@@ -5,7 +5,7 @@ mod load;
 mod report;
 mod target;
 
-use std::{io::Write, time::Duration};
+use std::{io::Write, path::Path, time::Duration};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -141,15 +141,16 @@ impl Plan {
     }
 }
 
-/// Runs the bench the arguments describe and prints its report (a table unless JSON is asked).
+/// Runs `plan` and prints its report (a table unless JSON is asked); the `create`
+/// scenario sends the consignment in `file`.
 pub async fn run(
     services: &Services,
     nats_url: &str,
-    args: &BenchArgs,
+    plan: &Plan,
+    file: &Path,
     format: Option<Format>,
     out: &mut impl Write,
 ) -> anyhow::Result<Report> {
-    let plan = Plan::new(args)?;
     let mut echo = None;
     let mut targets = Vec::new();
     for scenario in &plan.scenarios {
@@ -161,7 +162,7 @@ pub async fn run(
                 target
             }
             Scenario::Find => Target::find(),
-            Scenario::Create | Scenario::All => Target::create(&single(&args.file)?),
+            Scenario::Create | Scenario::All => Target::create(&single(file)?),
         };
         targets.push((scenario.name(), target));
     }
@@ -185,7 +186,7 @@ pub async fn run(
 }
 
 /// The one consignment in `file`.
-fn single(file: &std::path::Path) -> anyhow::Result<shared::model::NewConsignment> {
+fn single(file: &Path) -> anyhow::Result<shared::model::NewConsignment> {
     match input::read(file)?.as_slice() {
         [(_, Ok(new))] => Ok(new.clone()),
         _ => anyhow::bail!("{} holds more than one consignment; the create scenario sends one", file.display()),
