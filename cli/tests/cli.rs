@@ -269,7 +269,7 @@ async fn bench_measures_every_scenario_against_raw() {
         ["SCENARIO", "SUBJECT", "REQ/S", "P50", "P90", "P99", "P99.9", "MAX", "ERRORS", "REQ/S VS RAW", "P50 VS RAW"]
     );
     for (scenario, subject) in
-        [("raw", "_SHIPPY.bench."), ("find", "vessel.find_available"), ("create", "consignment.create")]
+        [("raw", "_SHIPPY.bench.echo."), ("find", "vessel.find_available"), ("create", "consignment.create")]
     {
         let row = bench_row(&table, scenario);
         assert_eq!(row.len(), 11, "{table}");

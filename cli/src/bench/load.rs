@@ -20,6 +20,8 @@ use crate::client::Services;
 
 /// The largest latency the histogram tells apart, in microseconds; longer ones count as this.
 const HIGHEST_MICROS: u64 = 3_600_000_000;
+/// The resolution of tokio's timer.
+const TIMER_TICK: Duration = Duration::from_millis(1);
 /// Open loop: requests in flight at most, so a stalled service cannot exhaust memory.
 /// When they are all taken the schedule waits, and the wait counts in every latency.
 pub const OPEN_LOOP_MAX_IN_FLIGHT: usize = 10_000;
@@ -162,23 +164,29 @@ async fn open(
     let in_flight = Arc::new(Semaphore::new(OPEN_LOOP_MAX_IN_FLIGHT));
     let interval = 1.0 / f64::from(rate);
     for n in 0_u32.. {
-        // Each request's send time is fixed in advance; latency counts from it, so a
-        // stall that delays sending shows in the figures instead of hiding.
+        // Each request's send time is fixed in advance and latency counts from it, so a
+        // stall that delays sending shows in the figures instead of hiding (no
+        // coordinated omission).
         let scheduled = start + Duration::from_secs_f64(f64::from(n) * interval);
         if scheduled >= end {
             break;
         }
-        // A deadline already past would still wait for the timer's next tick.
-        if scheduled > Instant::now() {
-            tokio::time::sleep_until(scheduled).await;
+        // Tokio's timer ticks every millisecond, so waking exactly at `scheduled` would
+        // add up to a millisecond of lag to every figure: wake up to one tick early instead
+        // (a deadline already past would still wait for the next tick, so none then).
+        if scheduled > Instant::now() + TIMER_TICK {
+            tokio::time::sleep_until(scheduled - TIMER_TICK).await;
         }
         let permit = Arc::clone(&in_flight).acquire_owned().await.expect("semaphore stays open");
+        // Latency counts from the scheduled time when the request went out late (the
+        // lag is part of what a user would wait), from its real send time when early.
+        let origin = scheduled.min(Instant::now());
         let (services, target, done, tx) = (services.clone(), target.clone(), Arc::clone(done), tx.clone());
         tokio::spawn(async move {
             let result = target.call(&services).await;
             if scheduled >= measure_from {
                 // The collector outlives every sender.
-                let _ = tx.send((result, scheduled.elapsed()));
+                let _ = tx.send((result, origin.elapsed()));
             }
             done.fetch_add(1, Ordering::Relaxed);
             drop(permit);

@@ -74,7 +74,9 @@ impl Echo {
         let nats = shared::nats::connect_client(url, "shippy-bench-echo", timeout)
             .await
             .with_context(|| format!("cannot reach NATS at {url}"))?;
-        let subject = format!("_SHIPPY.bench.{}.echo", uuid::Uuid::new_v4().simple());
+        // Unique to this run, so two benches on one server never answer each other.
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let subject = format!("_SHIPPY.bench.echo.{}", &run[..8]);
         let mut requests = nats.subscribe(subject.clone()).await.context("cannot subscribe the echo responder")?;
         // Once the server has answered the flush, it knows the subscription.
         nats.flush().await.context("cannot subscribe the echo responder")?;
