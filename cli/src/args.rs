@@ -100,7 +100,7 @@ pub struct CreateArgs {
 pub struct BenchArgs {
     /// What to measure; several run one after another, `all` is `raw find create`.
     #[arg(value_enum, default_value = "all")]
-    pub scenarios: Vec<bench::Scenario>,
+    pub scenarios: Vec<bench::Choice>,
     /// Closed loop: this many requests in flight at all times (1 to 1024).
     #[arg(long, default_value_t = 16, conflicts_with = "rate")]
     pub clients: u32,

@@ -51,9 +51,9 @@ Limits: --clients 1 to 1024; --rate 1 to 50000 (at most 10000 in flight; beyond
 that the schedule waits and the wait counts as latency); --duration 100ms to 10m;
 --warmup 0s to 1m. Each request waits at most --timeout-ms.";
 
-/// What can be measured.
+/// What the command line can ask for: a scenario, or `all` of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Scenario {
+pub enum Choice {
     /// A bare echo responder: the transport's ceiling.
     Raw,
     /// `vessel.find_available`.
@@ -64,13 +64,31 @@ pub enum Scenario {
     All,
 }
 
+impl Choice {
+    fn scenarios(self) -> &'static [Scenario] {
+        match self {
+            Self::Raw => &[Scenario::Raw],
+            Self::Find => &[Scenario::Find],
+            Self::Create => &[Scenario::Create],
+            Self::All => &[Scenario::Raw, Scenario::Find, Scenario::Create],
+        }
+    }
+}
+
+/// What can be measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    Raw,
+    Find,
+    Create,
+}
+
 impl Scenario {
     fn name(self) -> &'static str {
         match self {
             Self::Raw => "raw",
             Self::Find => "find",
             Self::Create => "create",
-            Self::All => "all",
         }
     }
 }
@@ -105,7 +123,6 @@ pub struct Plan {
 
 impl Plan {
     /// Checks the arguments and expands `all`, in the order given, each scenario once.
-    /// The scenarios never include `all`.
     pub fn new(args: &BenchArgs) -> Result<Self, Refused> {
         let load = match args.rate {
             Some(0) => return Err(Refused::NoRate),
@@ -126,12 +143,8 @@ impl Plan {
             return Err(Refused::WarmupTooLong(shown(args.warmup)));
         }
         let mut scenarios = Vec::new();
-        for scenario in &args.scenarios {
-            let expanded: &[Scenario] = match scenario {
-                Scenario::All => &[Scenario::Raw, Scenario::Find, Scenario::Create],
-                one => std::slice::from_ref(one),
-            };
-            for scenario in expanded {
+        for choice in &args.scenarios {
+            for scenario in choice.scenarios() {
                 if !scenarios.contains(scenario) {
                     scenarios.push(*scenario);
                 }
@@ -162,7 +175,7 @@ pub async fn run(
                 target
             }
             Scenario::Find => Target::find(),
-            Scenario::Create | Scenario::All => Target::create(&single(file)?),
+            Scenario::Create => Target::create(&single(file)?),
         };
         targets.push((scenario.name(), target));
     }
