@@ -1,95 +1,111 @@
 //! `shippy`: the command-line client of the shippy services.
 //!
-//! Every command is one NATS request; the reply is printed as JSON on stdout.
-//! Any failure (NATS down, no service listening, a timeout, an error reply) ends
-//! the program with a non-zero status and a one-line reason on stderr.
+//! Each command is a few NATS requests through [`client::Services`]. On a terminal
+//! replies print as tables ([`output`]); piped, or with `-o json`, as the JSON the
+//! services send (JSON Lines for lists). Any failure (NATS down, no service
+//! listening, a timeout, an error reply, a consignment not created) ends the program
+//! with a non-zero status and a one-line reason on stderr.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`args`] | the command line and its `--help` examples |
+//! | [`client`] | the connection every request goes through |
+//! | [`output`] | tables and JSON |
+//! | [`input`], [`bulk`] | reading consignments; creating many at once |
+//! | [`bench`] | `shippy bench` |
+//! | [`watch`] | `shippy watch` |
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+pub mod args;
+pub mod bench;
+pub mod bulk;
+pub mod client;
+pub mod input;
+pub mod output;
+pub mod watch;
 
-use anyhow::Context as _;
-use async_nats::Client;
-use serde::{Serialize, de::DeserializeOwned};
+use std::io::Write;
+
+use clap::CommandFactory as _;
 use shared::{
-    client::request,
     codec::encode,
-    model::{ConsignmentList, CreatedConsignment, NewConsignment, Specification, VesselList, VesselReply},
+    model::{
+        ConsignmentList, ConsignmentReply, GetConsignment, ListConsignments, Specification, VesselList, VesselReply,
+    },
     subjects::{consignment, vessel},
 };
 
-/// Command-line arguments.
-#[derive(Debug, clap::Parser)]
-#[command(name = "shippy", version, about)]
-pub struct Cli {
-    /// NATS server to connect to.
-    #[arg(long, global = true, env = shared::nats::URL_ENV, default_value = shared::nats::DEFAULT_URL)]
-    pub nats_url: String,
-    /// How long to wait for NATS and for each reply, in milliseconds.
-    #[arg(long, global = true, env = "SHIPPY_TIMEOUT_MS", default_value_t = 5_000)]
-    pub timeout_ms: u64,
-    #[command(subcommand)]
-    pub command: Command,
-}
+use crate::args::ListArgs;
+pub use crate::args::{Cli, Command};
+use crate::{client::Services, output::Format};
 
-/// What to ask the services.
-#[derive(Debug, clap::Subcommand)]
-pub enum Command {
-    /// Create a consignment from a JSON file and book it onto a vessel.
-    Create {
-        /// The consignment: description, weight and containers.
-        #[arg(default_value = "consignment.json")]
-        file: PathBuf,
-    },
-    /// List the consignments created so far.
-    List,
-    /// List the fleet.
-    Vessels,
-    /// Find a vessel that carries this many containers of this total weight.
-    FindVessel {
-        #[arg(long)]
-        capacity: u32,
-        #[arg(long)]
-        max_weight: u64,
-    },
-}
-
-/// Runs one command and returns the reply, pretty-printed.
-pub async fn run(cli: Cli) -> anyhow::Result<String> {
-    let timeout = Duration::from_millis(cli.timeout_ms);
-    let connect = async || {
-        shared::nats::connect_client(&cli.nats_url, "shippy-cli", timeout)
-            .await
-            .with_context(|| format!("cannot reach NATS at {}", cli.nats_url))
+/// Prints every consignment `args` asks for, page by page: JSON Lines as each page
+/// comes, or one table at the end.
+async fn list(services: &Services, args: &ListArgs, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
+    let mut query = ListConsignments {
+        limit: Some(args.page_size),
+        cursor: None,
+        vessel_id: args.vessel.clone(),
+        user_id: args.user.clone(),
     };
-    match cli.command {
-        Command::Create { file } => {
-            // Read the file first: a mistake in it is reported even with NATS down.
-            let new = encode(&read_consignment(&file)?);
-            ask::<CreatedConsignment>(&connect().await?, consignment::CREATE, new, timeout).await
+    let mut all = Vec::new();
+    loop {
+        let page: ConsignmentList = services.request(consignment::LIST, encode(&query).into()).await?;
+        match format {
+            Format::Json => output::json_lines(out, &page.consignments)?,
+            Format::Table => all.extend(page.consignments),
         }
-        Command::List => ask::<ConsignmentList>(&connect().await?, consignment::LIST, Vec::new(), timeout).await,
-        Command::Vessels => ask::<VesselList>(&connect().await?, vessel::LIST, Vec::new(), timeout).await,
-        Command::FindVessel { capacity, max_weight } => {
-            let spec = encode(&Specification { capacity, max_weight, consignment_id: None });
-            ask::<VesselReply>(&connect().await?, vessel::FIND_AVAILABLE, spec, timeout).await
+        match page.next {
+            Some(next) => query.cursor = Some(next),
+            None => break,
         }
     }
+    if format == Format::Table {
+        output::consignments(out, format, &all)?;
+    }
+    Ok(())
 }
 
-/// Sends one request and pretty-prints the reply it decodes to.
-async fn ask<T: Serialize + DeserializeOwned>(
-    client: &Client,
-    subject: &str,
-    payload: Vec<u8>,
-    timeout: Duration,
-) -> anyhow::Result<String> {
-    let reply: T = request(client, subject, payload.into(), timeout).await?;
-    Ok(serde_json::to_string_pretty(&reply)?)
-}
-
-fn read_consignment(file: &Path) -> anyhow::Result<NewConsignment> {
-    let json = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    serde_json::from_slice(&json).with_context(|| format!("{} is not a consignment", file.display()))
+/// Runs one command, printing what it produces on `out`.
+pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
+    let format = Format::resolve(cli.format());
+    let connect = || Services::connect(&cli.nats_url, cli.timeout());
+    match &cli.command {
+        Command::Create(args) => {
+            // Read the input first: a mistake in it is reported even with NATS down.
+            let parsed = input::read(&args.file)?;
+            let summary = bulk::create(&connect().await?, parsed, args, format, out).await?;
+            if summary.failures() > 0 {
+                anyhow::bail!("{} of {} consignments not created", summary.failures(), summary.total);
+            }
+        }
+        Command::List(args) => list(&connect().await?, args, format, out).await?,
+        Command::Get { id } => {
+            let body = encode(&GetConsignment { id: id.clone() });
+            let found: ConsignmentReply = connect().await?.request(consignment::GET, body.into()).await?;
+            match format {
+                Format::Table => output::consignments(out, format, std::slice::from_ref(&found.consignment))?,
+                Format::Json => output::pretty(out, &found)?,
+            }
+        }
+        Command::Watch { all, count } => watch::follow(&connect().await?, *all, *count, format, out).await?,
+        Command::Vessels => {
+            let list: VesselList = connect().await?.request(vessel::LIST, Vec::new().into()).await?;
+            output::vessels(out, format, &list.vessels)?;
+        }
+        Command::FindVessel { capacity, max_weight } => {
+            let spec = encode(&Specification { capacity: *capacity, max_weight: *max_weight, consignment_id: None });
+            let found: VesselReply = connect().await?.request(vessel::FIND_AVAILABLE, spec.into()).await?;
+            output::vessel(out, format, &found)?;
+        }
+        Command::Bench(args) => {
+            // Refuse what cannot be honoured before reaching for NATS.
+            let plan = bench::Plan::new(args)?;
+            // A report reads the same in a terminal and in a file: a table unless JSON is asked.
+            bench::run(&connect().await?, &cli.nats_url, &plan, &args.file, cli.format(), out).await?;
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "shippy", out);
+        }
+    }
+    Ok(())
 }

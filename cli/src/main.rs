@@ -4,11 +4,9 @@ use clap::Parser as _;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match cli::run(cli::Cli::parse()).await {
-        Ok(reply) => {
-            println!("{reply}");
-            ExitCode::SUCCESS
-        }
+    let mut stdout = std::io::stdout().lock();
+    match cli::run(cli::Cli::parse(), &mut stdout).await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("shippy: {}", one_line(&error));
             ExitCode::FAILURE

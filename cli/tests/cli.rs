@@ -1,19 +1,45 @@
 //! The `shippy` binary against real workers and a real NATS server.
 
-use std::{path::Path, process::Output};
+use std::{
+    path::{Path, PathBuf},
+    process::{Output, Stdio},
+};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use testkit::{Nats, Running};
+use tokio::io::AsyncWriteExt as _;
 
 /// Runs `shippy` from the repository root, where the default consignment.json lives.
 async fn shippy(nats_url: &str, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_shippy"))
+    shippy_with_stdin(nats_url, args, "").await
+}
+
+/// Runs `shippy` with `stdin` as its standard input; stdout and stderr are pipes, not terminals.
+async fn shippy_with_stdin(nats_url: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_shippy"))
         .args(args)
         .env("NATS_URL", nats_url)
+        .env_remove("SHIPPY_TIMEOUT_MS")
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
-        .output()
-        .await
-        .expect("run shippy")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run shippy");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    child.wait_with_output().await.expect("run shippy")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(output.status.success(), "shippy failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+/// Each line of stdout as JSON, after checking shippy succeeded.
+fn json_lines(output: &Output) -> Vec<Value> {
+    stdout(output).lines().map(|line| serde_json::from_str(line).expect("each line is JSON")).collect()
 }
 
 fn json(output: &Output) -> Value {
@@ -47,13 +73,15 @@ async fn create_prints_the_consignment_with_its_vessel() {
     assert_eq!(created["consignment"]["vessel_id"], "vessel001");
     assert_eq!(created["consignment"]["containers"].as_array().unwrap().len(), 3);
 
-    let listed = json(&shippy(nats.url(), &["list"]).await);
-    assert_eq!(listed["consignments"][0], created["consignment"]);
+    // Piped, lists are JSON Lines: one consignment, one vessel a line.
+    let listed = json_lines(&shippy(nats.url(), &["list"]).await);
+    assert_eq!(listed, [created["consignment"].clone()]);
 
     let found = json(&shippy(nats.url(), &["find-vessel", "--capacity", "3", "--max-weight", "55000"]).await);
     assert_eq!(found["vessel"]["name"], "Boaty McBoatface");
-    let fleet = json(&shippy(nats.url(), &["vessels"]).await);
-    assert!(fleet["vessels"].as_array().unwrap().len() >= 2);
+    let fleet = json_lines(&shippy(nats.url(), &["vessels"]).await);
+    assert!(fleet.len() >= 2);
+    assert_eq!(fleet[0]["id"], "vessel001");
 
     consignments.stop().await.unwrap();
     vessels.stop().await.unwrap();
@@ -82,6 +110,304 @@ async fn failures_exit_non_zero_with_a_one_line_reason() {
     let (vessels, consignments) = spawn_workers(&nats).await;
     let unfit = failure(&shippy(nats.url(), &["find-vessel", "--capacity", "100000", "--max-weight", "1"]).await);
     assert_eq!(unfit, "shippy: no vessel available (code 404)");
+
+    consignments.stop().await.unwrap();
+    vessels.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn tables_for_people_json_for_scripts() {
+    let nats = Nats::start().await;
+    let (vessels, consignments) = spawn_workers(&nats).await;
+
+    let line = stdout(&shippy(nats.url(), &["-o", "table", "create"]).await);
+    let id = line.split_whitespace().nth(1).unwrap().to_owned();
+    assert_eq!(line, format!("created {id} on vessel001: \"This is a test consignment\", 55000 kg in 3 containers\n"));
+
+    let table = stdout(&shippy(nats.url(), &["list", "-o", "table"]).await);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    assert!(lines[0].starts_with("ID  "), "{table}");
+    assert_eq!(
+        lines[0].split("  ").filter(|cell| !cell.is_empty()).map(str::trim).collect::<Vec<_>>(),
+        ["ID", "DESCRIPTION", "WEIGHT", "CONTAINERS", "VESSEL"]
+    );
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        [id.as_str(), "This", "is", "a", "test", "consignment", "55000", "3", "vessel001"]
+    );
+    // Aligned: every column starts where its header does.
+    assert_eq!(lines[0].find("VESSEL"), lines[1].find("vessel001"), "{table}");
+
+    let table = stdout(&shippy(nats.url(), &["vessels", "-o", "table"]).await);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["ID", "NAME", "CAPACITY", "MAX", "WEIGHT", "AVAILABLE", "BOOKED", "REMAINING"]
+    );
+    assert!(lines[1].starts_with("vessel001  Boaty McBoatface"), "{table}");
+    assert!(lines[1].contains("500      200000  yes"), "{table}");
+    assert_eq!(lines[0].find("AVAILABLE"), lines[2].find("yes"), "{table}");
+
+    // -o json and --json are what a pipe gets anyway.
+    let piped = json_lines(&shippy(nats.url(), &["vessels"]).await);
+    assert_eq!(json_lines(&shippy(nats.url(), &["vessels", "-o", "json"]).await), piped);
+    assert_eq!(json_lines(&shippy(nats.url(), &["--json", "vessels"]).await), piped);
+    let created = json(&shippy(nats.url(), &["create", "-o", "json"]).await);
+    assert_eq!(created["consignment"]["vessel_id"], "vessel001");
+    assert_eq!(json_lines(&shippy(nats.url(), &["list", "--output", "json"]).await).len(), 2);
+
+    consignments.stop().await.unwrap();
+    vessels.stop().await.unwrap();
+}
+
+/// The seed consignment with another description and weight.
+fn consignment(description: &str, weight: u64) -> Value {
+    json!({
+        "description": description,
+        "weight": weight,
+        "containers": [{"customer_id": "c1", "user_id": "u1", "origin": "Hull"}],
+    })
+}
+
+/// A file of its own for this test, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(contents: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("shippy-cli-test-{}.json", uuid::Uuid::new_v4()));
+        std::fs::write(&path, contents).unwrap();
+        Self(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn creates_in_bulk_from_an_array_json_lines_and_stdin() {
+    let nats = Nats::start().await;
+    let (vessels, consignments) = spawn_workers(&nats).await;
+
+    // A JSON array: every one created, printed as JSON Lines in the order given.
+    let array: Vec<Value> = (0..20).map(|n| consignment(&format!("array {n}"), 1_000 + n)).collect();
+    let file = TempFile::new(&serde_json::to_string_pretty(&array).unwrap());
+    let output = shippy(nats.url(), &["create", file.path(), "--concurrency", "4"]).await;
+    let created = json_lines(&output);
+    let descriptions: Vec<&Value> = created.iter().map(|reply| &reply["consignment"]["description"]).collect();
+    let expected: Vec<&Value> = array.iter().map(|new| &new["description"]).collect();
+    assert_eq!(descriptions, expected);
+    assert!(created.iter().all(|reply| reply["created"] == true));
+    let summary = String::from_utf8(output.stderr.clone()).unwrap();
+    assert!(summary.starts_with("created 20 of 20 consignments in "), "{summary}");
+
+    // JSON Lines with a bad line and one no vessel carries: the rest are still created,
+    // the summary counts each reason, and the exit status says not all went through.
+    let lines = [
+        consignment("line 1", 10).to_string(),
+        String::new(),
+        "{\"description\": \"line 3\", \"weight\":".to_owned(),
+        consignment("line 4", 10).to_string(),
+        consignment("too heavy", 10_000_000).to_string(),
+        consignment("too heavy again", 10_000_000).to_string(),
+    ];
+    let file = TempFile::new(&lines.join("\n"));
+    let output = shippy(nats.url(), &["create", file.path(), "-o", "table"]).await;
+    assert!(!output.status.success());
+    let summary = String::from_utf8(output.stdout.clone()).unwrap();
+    let summary: Vec<&str> = summary.lines().collect();
+    assert!(summary[0].starts_with("created 2 of 5 consignments in "), "{summary:?}");
+    assert_eq!(summary[1], "failed 3:");
+    assert!(summary[2].starts_with("       1 × line 3: EOF while parsing"), "{summary:?}");
+    assert_eq!(summary[3], "       2 × no vessel available (code 404)");
+    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+    assert_eq!(stderr, "shippy: 3 of 5 consignments not created\n");
+
+    // JSON Lines on stdin.
+    let stdin = format!("{}\n{}\n", consignment("stdin 1", 5), consignment("stdin 2", 5));
+    let created = json_lines(&shippy_with_stdin(nats.url(), &["create", "-"], &stdin).await);
+    assert_eq!(created.len(), 2);
+    assert_eq!(created[1]["consignment"]["description"], "stdin 2");
+
+    // One consignment on stdin is a single create, printed as ever.
+    let one = json(&shippy_with_stdin(nats.url(), &["create", "-"], &consignment("alone", 5).to_string()).await);
+    assert_eq!(one["consignment"]["description"], "alone");
+
+    let listed = json_lines(&shippy(nats.url(), &["list"]).await);
+    assert_eq!(listed.len(), 20 + 2 + 2 + 1);
+
+    consignments.stop().await.unwrap();
+    vessels.stop().await.unwrap();
+}
+
+/// The figures row of `scenario` in a bench table, split into cells.
+fn bench_row<'a>(table: &'a str, scenario: &str) -> Vec<&'a str> {
+    let row = table.lines().find(|line| line.starts_with(&format!("{scenario} "))).unwrap_or_else(|| panic!("{table}"));
+    row.split_whitespace().collect()
+}
+
+#[tokio::test]
+async fn bench_measures_every_scenario_against_raw() {
+    let nats = Nats::start().await;
+    let (vessels, consignments) = spawn_workers(&nats).await;
+
+    // Closed loop, every scenario, a table: every figure, and the ratios to raw.
+    let table = stdout(&shippy(nats.url(), &["bench", "all", "--duration", "300ms", "--warmup", "100ms"]).await);
+    assert!(
+        table.starts_with("shippy bench: closed loop, 16 clients in flight, 300ms per scenario after 100ms warm-up")
+    );
+    let header = table.lines().find(|line| line.starts_with("SCENARIO")).unwrap();
+    assert_eq!(
+        header.split("  ").filter(|cell| !cell.is_empty()).map(str::trim).collect::<Vec<_>>(),
+        ["SCENARIO", "SUBJECT", "REQ/S", "P50", "P90", "P99", "P99.9", "MAX", "ERRORS", "REQ/S VS RAW", "P50 VS RAW"]
+    );
+    for (scenario, subject) in
+        [("raw", "_SHIPPY.bench.echo."), ("find", "vessel.find_available"), ("create", "consignment.create")]
+    {
+        let row = bench_row(&table, scenario);
+        assert_eq!(row.len(), 11, "{table}");
+        assert!(row[1].starts_with(subject), "{table}");
+        assert!(row[2].parse::<f64>().unwrap() > 0.0, "{table}");
+        for latency in &row[3..8] {
+            assert!(latency.ends_with("µs") || latency.ends_with("ms") || latency.ends_with('s'), "{table}");
+        }
+        assert_eq!(row[8], "0", "no errors: {table}");
+        assert!(row[9].ends_with('x') && row[10].ends_with('x'), "{table}");
+    }
+    assert_eq!(bench_row(&table, "raw")[9..], ["1.00x", "1.00x"]);
+
+    // Open loop, JSON, scenarios named one by one.
+    let output = shippy(
+        nats.url(),
+        &["bench", "raw", "find", "create", "--rate", "200", "--duration", "500ms", "--warmup", "0s", "--json"],
+    )
+    .await;
+    let report = json(&output);
+    assert_eq!(report["mode"], "open");
+    assert_eq!(report["rate"], 200);
+    let scenarios = report["scenarios"].as_array().unwrap();
+    assert_eq!(
+        scenarios.iter().map(|s| s["scenario"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["raw", "find", "create"]
+    );
+    for scenario in scenarios {
+        // 200 requests a second for half a second, all on schedule.
+        assert!((90..=110).contains(&scenario["ok"].as_u64().unwrap()), "{scenario}");
+        assert_eq!(scenario["errors"], json!({}));
+        for figure in ["p50", "p90", "p99", "p99.9", "max"] {
+            assert!(scenario["latency_us"][figure].as_u64().unwrap() > 0, "{figure}: {scenario}");
+        }
+        assert!(scenario["vs_raw"]["throughput"].as_f64().unwrap() > 0.0, "{scenario}");
+        assert!(scenario["vs_raw"]["p50"].as_f64().unwrap() > 0.0, "{scenario}");
+    }
+
+    // Without raw in the run there is nothing to compare with.
+    let table = stdout(
+        &shippy(nats.url(), &["bench", "find", "--clients", "2", "--duration", "100ms", "--warmup", "0s"]).await,
+    );
+    assert_eq!(bench_row(&table, "find")[9..], ["-", "-"]);
+
+    consignments.stop().await.unwrap();
+    vessels.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bench_refuses_what_it_cannot_honour() {
+    let nats = Nats::start().await;
+    for (args, reason) in [
+        (&["--clients", "0"][..], "shippy: --clients must be at least 1"),
+        (
+            &["--clients", "100000"],
+            "shippy: --clients 100000 is more than 1024, the most one connection keeps in flight; run several benches",
+        ),
+        (&["--rate", "0"], "shippy: --rate must be at least 1 request a second"),
+        (
+            &["--rate", "10000000"],
+            "shippy: --rate 10000000 is more than 50000 requests a second, the most one process schedules on time",
+        ),
+        (&["--duration", "0s"], "shippy: --duration 0s is shorter than 100ms, too short for tail latencies"),
+        (&["--duration", "2h"], "shippy: --duration 2h is longer than 10m; a bench must end by itself"),
+        (&["--warmup", "1h"], "shippy: --warmup 1h is longer than 1m"),
+    ] {
+        let refused = failure(&shippy(nats.url(), &[&["bench"], args].concat()).await);
+        assert_eq!(refused, reason);
+    }
+    // Refused before NATS is asked for anything.
+    let refused = failure(&shippy("nats://127.0.0.1:1", &["bench", "--clients", "0"]).await);
+    assert_eq!(refused, "shippy: --clients must be at least 1");
+
+    // A scenario with no service behind it stops the bench at once, naming it.
+    let nobody = failure(&shippy(nats.url(), &["bench", "find", "--duration", "100ms"]).await);
+    assert_eq!(nobody, "shippy: find: no service is listening on vessel.find_available");
+
+    // Arguments clap refuses: exit status 2 and a usage message.
+    for args in [
+        &["bench", "--clients", "4", "--rate", "10"][..],
+        &["bench", "--duration", "soon"],
+        &["create", "--concurrency", "0"],
+    ] {
+        let output = shippy(nats.url(), args).await;
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("error:"), "{args:?}");
+    }
+}
+
+#[tokio::test]
+async fn completions_and_examples() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = stdout(&shippy("nats://127.0.0.1:1", &["completions", shell]).await);
+        assert!(script.contains("shippy") && script.contains("find-vessel") && script.contains("bench"), "{shell}");
+    }
+    for command in ["create", "list", "vessels", "find-vessel", "bench", "completions"] {
+        let help = stdout(&shippy("nats://127.0.0.1:1", &[command, "--help"]).await);
+        assert!(help.contains(&format!("Examples:\n  shippy {command}")), "{command}: {help}");
+    }
+}
+
+#[tokio::test]
+async fn get_paged_list_watch_and_idempotency_keys() {
+    let nats = Nats::start().await;
+    let (vessels, consignments) = spawn_workers(&nats).await;
+
+    // The same key twice: one consignment, the same reply.
+    let first = json(&shippy(nats.url(), &["-o", "json", "create", "--idempotency-key", "order-7"]).await);
+    let again = json(&shippy(nats.url(), &["-o", "json", "create", "--idempotency-key", "order-7"]).await);
+    assert_eq!(first, again);
+    // Without a key each create is its own: five consignments in all.
+    for _ in 0..4 {
+        json(&shippy(nats.url(), &["-o", "json", "create"]).await);
+    }
+    let id = first["consignment"]["id"].as_str().unwrap();
+
+    let got = json(&shippy(nats.url(), &["-o", "json", "get", id]).await);
+    assert_eq!(got["consignment"], first["consignment"]);
+    let missing = failure(&shippy(nats.url(), &["get", "no-such-id"]).await);
+    assert_eq!(missing, "shippy: no such consignment (code 404)");
+
+    // Pages of two are followed to the end, oldest first.
+    let listed = json_lines(&shippy(nats.url(), &["-o", "json", "list", "--page-size", "2"]).await);
+    assert_eq!(listed.len(), 5);
+    assert_eq!(listed[0], first["consignment"]);
+    let on_vessel002 = json_lines(&shippy(nats.url(), &["-o", "json", "list", "--vessel", "vessel002"]).await);
+    assert_eq!(on_vessel002.len(), 2, "vessel001 takes three seed consignments, vessel002 the rest");
+    let of_nobody = json_lines(&shippy(nats.url(), &["-o", "json", "list", "--user", "nobody"]).await);
+    assert!(of_nobody.is_empty());
+
+    // Every event from the start, one per consignment.
+    let events = json_lines(&shippy(nats.url(), &["-o", "json", "watch", "--all", "--count", "5"]).await);
+    assert_eq!(events, listed);
+
+    let fleet = stdout(&shippy(nats.url(), &["-o", "table", "vessels"]).await);
+    let header: Vec<&str> = fleet.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header[header.len() - 2..], ["BOOKED", "REMAINING"], "{fleet}");
+    assert!(fleet.contains("9 ctr, 165000 kg"), "vessel001 booked by three: {fleet}");
 
     consignments.stop().await.unwrap();
     vessels.stop().await.unwrap();

@@ -114,20 +114,23 @@ async fn no_more_than_max_in_flight_requests_are_handled_at_once() {
             tokio::spawn(async move { create(&client, SEED).await })
         })
         .collect();
-    let first = lookups.next().await.unwrap();
-    let second = lookups.next().await.unwrap();
+    // Bounded, so that a stall fails the test instead of hanging it.
+    let next_lookup = || tokio::time::timeout(testkit::GUARD, lookups.next());
+    let first = next_lookup().await.expect("a first lookup").unwrap();
+    let second = next_lookup().await.expect("a second lookup").unwrap();
     // A third create is waiting in NATS, not in the worker: no third lookup comes.
     let third = tokio::time::timeout(Duration::from_millis(300), lookups.next()).await;
     assert!(third.is_err(), "a third request was taken while two were in flight");
 
     let vessel = r#"{"vessel":{"id":"vessel001","capacity":500,"max_weight":200000,"name":"Boaty McBoatface"}}"#;
     client.publish(first.reply.unwrap(), vessel.into()).await.unwrap();
-    let third = lookups.next().await.unwrap();
+    let third = tokio::time::timeout(testkit::GUARD, lookups.next()).await.expect("a third lookup").unwrap();
     for lookup in [second, third] {
         client.publish(lookup.reply.unwrap(), vessel.into()).await.unwrap();
     }
     for create in creates {
-        assert_eq!(create.await.unwrap().unwrap().consignment.vessel_id, "vessel001");
+        let created = tokio::time::timeout(testkit::GUARD, create).await.expect("answered").unwrap().unwrap();
+        assert_eq!(created.consignment.vessel_id, "vessel001");
     }
 
     consignments.stop().await.unwrap();

@@ -45,12 +45,22 @@ pub async fn request<T: DeserializeOwned>(
     timeout: Duration,
 ) -> Result<T, RequestError> {
     let request = async_nats::Request::new().payload(payload).timeout(Some(timeout));
-    let reply = client.send_request(subject.to_owned(), request).await.map_err(|source| match source.kind() {
-        RequestErrorKind::NoResponders => RequestError::NoResponders { subject: subject.to_owned() },
-        RequestErrorKind::TimedOut => RequestError::TimedOut { subject: subject.to_owned(), timeout },
-        _ => RequestError::Transport { subject: subject.to_owned(), source },
-    })?;
+    let reply = client
+        .send_request(subject.to_owned(), request)
+        .await
+        .map_err(|source| RequestError::from_send(subject, timeout, source))?;
     decode_reply(subject, &reply)
+}
+
+impl RequestError {
+    /// Why a request to `subject`, waiting `timeout` for its reply, got none.
+    pub fn from_send(subject: &str, timeout: Duration, source: async_nats::RequestError) -> Self {
+        match source.kind() {
+            RequestErrorKind::NoResponders => Self::NoResponders { subject: subject.to_owned() },
+            RequestErrorKind::TimedOut => Self::TimedOut { subject: subject.to_owned(), timeout },
+            _ => Self::Transport { subject: subject.to_owned(), source },
+        }
+    }
 }
 
 /// Decodes a reply message: an error reply (flagged by the ADR-32 headers) becomes

@@ -1,0 +1,183 @@
+//! The command line: every command, flag and its `--help` example.
+//!
+//! A new command is a variant of [`Command`] (with its examples in `after_help`)
+//! and an arm in [`crate::run`].
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{bench, output::Format};
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "shippy",
+    version,
+    about = "shippy: book consignments onto vessels over NATS",
+    after_help = "Examples:\n  shippy create                         # books ./consignment.json onto a vessel\n  shippy list -o json | jq .id\n  shippy bench all --duration 5s\n  NATS_URL=nats://nats:4222 shippy vessels"
+)]
+pub struct Cli {
+    /// NATS server to connect to.
+    #[arg(long, global = true, env = shared::nats::URL_ENV, default_value = shared::nats::DEFAULT_URL)]
+    pub nats_url: String,
+    /// How long to wait for NATS and for each reply, in milliseconds.
+    #[arg(long, global = true, env = "SHIPPY_TIMEOUT_MS", default_value_t = 5_000)]
+    pub timeout_ms: u64,
+    /// Output format: `table` for people, `json` for scripts (JSON Lines for lists).
+    /// Default: `table` on a terminal, `json` when piped (`bench`: always `table`).
+    #[arg(short = 'o', long = "output", global = true, value_enum)]
+    pub output: Option<Format>,
+    /// Shorthand for `-o json`.
+    #[arg(long, global = true, conflicts_with = "output")]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// The format asked for on the command line, if any.
+    pub fn format(&self) -> Option<Format> {
+        if self.json { Some(Format::Json) } else { self.output }
+    }
+
+    /// The timeout for NATS and for each reply.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// What to ask the services.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create consignments from a file (one, a JSON array, or JSON Lines) and book each onto a vessel.
+    #[command(
+        after_help = "Examples:\n  shippy create                          # ./consignment.json\n  shippy create batch.jsonl --concurrency 64\n  generate-orders | shippy create -      # JSON Lines on stdin"
+    )]
+    Create(CreateArgs),
+    /// List the consignments created so far, oldest first, following every page.
+    #[command(
+        after_help = "Examples:\n  shippy list\n  shippy list --vessel vessel001 --user user001\n  shippy list -o json | jq -r .vessel_id"
+    )]
+    List(ListArgs),
+    /// Show one consignment.
+    #[command(after_help = "Examples:\n  shippy get 2435f164-cc15-4219-8f4c-5d723cc1578d")]
+    Get {
+        /// The consignment's id.
+        id: String,
+    },
+    /// Follow `consignment.created` events from the durable stream, from now or from the start.
+    #[command(after_help = "Examples:\n  shippy watch\n  shippy watch --all --count 10 -o json")]
+    Watch {
+        /// Replay every event stored, then follow new ones.
+        #[arg(long)]
+        all: bool,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// List the fleet.
+    #[command(after_help = "Examples:\n  shippy vessels\n  shippy vessels -o json")]
+    Vessels,
+    /// Find a vessel that carries this many containers of this total weight.
+    #[command(after_help = "Examples:\n  shippy find-vessel --capacity 3 --max-weight 55000")]
+    FindVessel {
+        /// Containers to carry.
+        #[arg(long)]
+        capacity: u32,
+        /// Total weight to carry, in kilograms.
+        #[arg(long)]
+        max_weight: u64,
+    },
+    /// Measure throughput and latency of the services under load, like `nats bench service`.
+    #[command(after_help = bench::HELP)]
+    Bench(BenchArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  shippy completions bash > /etc/bash_completion.d/shippy\n  shippy completions zsh > \"${fpath[1]}/_shippy\"\n  shippy completions fish > ~/.config/fish/completions/shippy.fish"
+    )]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `shippy create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The consignments: one JSON object, a JSON array of them, or JSON Lines; `-` reads stdin.
+    #[arg(default_value = "consignment.json")]
+    pub file: PathBuf,
+    /// How many creates to have in flight at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+    /// The idempotency key (`Nats-Msg-Id`) of the create; with several consignments,
+    /// the n-th gets KEY-n. Default: a fresh key for each consignment. A create is
+    /// retried with its key, so it happens once however often it is sent.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// How often a create that failed for a passing reason (no reply, a timeout,
+    /// no service) is sent again, with the same key.
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
+}
+
+/// `shippy list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only consignments booked onto this vessel.
+    #[arg(long)]
+    pub vessel: Option<String>,
+    /// Only consignments with a container of this user.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Consignments asked for per request (1 to 1000).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub page_size: u32,
+}
+
+/// `shippy bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure; several run one after another, `all` is `raw find create`.
+    #[arg(value_enum, default_value = "all")]
+    pub scenarios: Vec<bench::Choice>,
+    /// Closed loop: this many requests in flight at all times (1 to 1024).
+    #[arg(long, default_value_t = 16, conflicts_with = "rate")]
+    pub clients: u32,
+    /// Open loop: send this many requests per second (1 to 50000), whatever the replies do;
+    /// latency counts from each request's scheduled send time.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// How long to measure each scenario, e.g. `5s`, `500ms` (100ms to 10m).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Load before measuring each scenario, not counted (0s to 1m).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// The consignment the `create` scenario sends (default: ./consignment.json).
+    #[arg(long, default_value = "consignment.json")]
+    pub file: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn arguments_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_shows_an_example() {
+        for command in Cli::command().get_subcommands() {
+            let help = command.get_after_help().map(ToString::to_string).unwrap_or_default();
+            let name = command.get_name();
+            assert!(help.starts_with("Examples:"), "{name} has no examples");
+            assert!(help.contains(&format!("shippy {name}")), "{name}'s examples do not run it: {help}");
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! `shippy bench`: throughput and tail latency of the services under load, each
+//! scenario set against a bare NATS echo measured in the same run.
+
+mod load;
+mod report;
+mod target;
+
+use std::{io::Write, path::Path, time::Duration};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use self::target::{Echo, Target};
+pub use self::{
+    load::{Load, OPEN_LOOP_MAX_IN_FLIGHT, Window},
+    report::{Outcome, Report},
+};
+use crate::{args::BenchArgs, client::Services, input, output::Format};
+
+/// Closed loop: the most clients; one connection carries them all.
+pub const MAX_CLIENTS: u32 = 1_024;
+/// Open loop: the highest rate one process schedules on time.
+pub const MAX_RATE: u32 = 50_000;
+/// The shortest measured window that gives a p99.9 worth reading.
+pub const MIN_DURATION: Duration = Duration::from_millis(100);
+/// The longest measured window per scenario.
+pub const MAX_DURATION: Duration = Duration::from_secs(600);
+/// The longest warm-up per scenario.
+pub const MAX_WARMUP: Duration = Duration::from_secs(60);
+
+/// `shippy bench --help`, after the flags.
+pub const HELP: &str = "Examples:
+  shippy bench all --duration 5s                # raw, find, create; 16 clients each
+  shippy bench find create --clients 64         # closed loop: 64 requests always in flight
+  shippy bench create --rate 2000 --duration 30s --file big.json
+                                                # open loop: 2000 requests/s on schedule
+  shippy bench raw --json | jq '.scenarios[0].throughput'
+
+Scenarios:
+  raw     a bare echo responder the bench starts on its own connection, answering
+          with a vessel-sized reply: what NATS request-reply costs, the ceiling
+  find    vessel.find_available (one hop, vessel-worker)
+  create  consignment.create with the seed consignment, or --file (two hops; each
+          request stores and books a consignment, on the vessel `bench`, which the
+          bench adds with room for all of them, first in id order)
+  all     raw, find, create, one after another
+
+Figures: REQ/S counts successful replies; P50..MAX is their latency (HDR histogram)
+from the moment each request was sent (closed loop) or scheduled (open loop, so a
+stall is never hidden); VS RAW sets each scenario against raw from the same run.
+
+Limits: --clients 1 to 1024; --rate 1 to 50000 (at most 10000 in flight; beyond
+that the schedule waits and the wait counts as latency); --duration 100ms to 10m;
+--warmup 0s to 1m. Each request waits at most --timeout-ms.";
+
+/// What the command line can ask for: a scenario, or `all` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Choice {
+    /// A bare echo responder: the transport's ceiling.
+    Raw,
+    /// `vessel.find_available`.
+    Find,
+    /// `consignment.create`.
+    Create,
+    /// `raw`, `find` and `create`, one after another.
+    All,
+}
+
+impl Choice {
+    fn scenarios(self) -> &'static [Scenario] {
+        match self {
+            Self::Raw => &[Scenario::Raw],
+            Self::Find => &[Scenario::Find],
+            Self::Create => &[Scenario::Create],
+            Self::All => &[Scenario::Raw, Scenario::Find, Scenario::Create],
+        }
+    }
+}
+
+/// What can be measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    Raw,
+    Find,
+    Create,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Find => "find",
+            Self::Create => "create",
+        }
+    }
+}
+
+/// Arguments the bench cannot honour.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("--clients must be at least 1")]
+    NoClients,
+    #[error("--clients {0} is more than {MAX_CLIENTS}, the most one connection keeps in flight; run several benches")]
+    TooManyClients(u32),
+    #[error("--rate must be at least 1 request a second")]
+    NoRate,
+    #[error("--rate {0} is more than {MAX_RATE} requests a second, the most one process schedules on time")]
+    RateTooHigh(u32),
+    #[error("--duration {0} is shorter than 100ms, too short for tail latencies")]
+    TooShort(String),
+    #[error("--duration {0} is longer than 10m; a bench must end by itself")]
+    TooLong(String),
+    #[error("--warmup {0} is longer than 1m")]
+    WarmupTooLong(String),
+}
+
+/// A bench the arguments describe, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub scenarios: Vec<Scenario>,
+    pub load: Load,
+    pub warmup: Duration,
+    pub duration: Duration,
+}
+
+impl Plan {
+    /// Checks the arguments and expands `all`, in the order given, each scenario once.
+    pub fn new(args: &BenchArgs) -> Result<Self, Refused> {
+        let load = match args.rate {
+            Some(0) => return Err(Refused::NoRate),
+            Some(rate) if rate > MAX_RATE => return Err(Refused::RateTooHigh(rate)),
+            Some(rate) => Load::Open { rate },
+            None if args.clients == 0 => return Err(Refused::NoClients),
+            None if args.clients > MAX_CLIENTS => return Err(Refused::TooManyClients(args.clients)),
+            None => Load::Closed { clients: args.clients },
+        };
+        let shown = |duration| humantime::format_duration(duration).to_string();
+        if args.duration < MIN_DURATION {
+            return Err(Refused::TooShort(shown(args.duration)));
+        }
+        if args.duration > MAX_DURATION {
+            return Err(Refused::TooLong(shown(args.duration)));
+        }
+        if args.warmup > MAX_WARMUP {
+            return Err(Refused::WarmupTooLong(shown(args.warmup)));
+        }
+        let mut scenarios = Vec::new();
+        for choice in &args.scenarios {
+            for scenario in choice.scenarios() {
+                if !scenarios.contains(scenario) {
+                    scenarios.push(*scenario);
+                }
+            }
+        }
+        Ok(Self { scenarios, load, warmup: args.warmup, duration: args.duration })
+    }
+}
+
+/// Runs `plan` and prints its report (a table unless JSON is asked); the `create`
+/// scenario sends the consignment in `file`.
+pub async fn run(
+    services: &Services,
+    nats_url: &str,
+    plan: &Plan,
+    file: &Path,
+    format: Option<Format>,
+    out: &mut impl Write,
+) -> anyhow::Result<Report> {
+    let mut echo = None;
+    let mut targets = Vec::new();
+    for scenario in &plan.scenarios {
+        let target = match scenario {
+            Scenario::Raw => {
+                let started = Echo::start(nats_url, services.timeout()).await?;
+                let target = Target::echo(started.subject.clone());
+                echo = Some(started);
+                target
+            }
+            Scenario::Find => Target::find(),
+            Scenario::Create => {
+                target::add_bench_vessel(services).await?;
+                Target::create(&single(file)?)
+            }
+        };
+        targets.push((scenario.name(), target));
+    }
+    let window = Window { warmup: plan.warmup, duration: plan.duration };
+    let mut outcomes = Vec::new();
+    for (name, target) in targets {
+        // One request first: a service that is not there is a clear error, not a table of failures.
+        target.call(services).await.map_err(|error| anyhow::anyhow!("{name}: {error}"))?;
+        let progress = progress_bar(name, window);
+        let samples = load::drive(services, &target, plan.load, window, &progress).await;
+        progress.finish_and_clear();
+        outcomes.push(Outcome::new(name, target.subject.clone(), &samples, window));
+    }
+    drop(echo);
+    let report = Report::new(nats_url, plan.load, window, outcomes);
+    match format {
+        Some(Format::Json) => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
+        Some(Format::Table) | None => write!(out, "{}", report.to_table())?,
+    }
+    Ok(report)
+}
+
+/// The one consignment in `file`.
+fn single(file: &Path) -> anyhow::Result<shared::model::NewConsignment> {
+    match input::read(file)?.as_slice() {
+        [(_, Ok(new))] => Ok(new.clone()),
+        _ => anyhow::bail!("{} holds more than one consignment; the create scenario sends one", file.display()),
+    }
+}
+
+fn progress_bar(name: &str, window: Window) -> ProgressBar {
+    let total = u64::try_from((window.warmup + window.duration).as_millis()).unwrap_or(u64::MAX);
+    ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+        .with_style(
+            ProgressStyle::with_template("{prefix:>8} [{bar:40}] {msg}").expect("valid template").progress_chars("=> "),
+        )
+        .with_prefix(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::args::{Cli, Command};
+
+    fn plan(args: &[&str]) -> Result<Plan, Refused> {
+        let cli = Cli::try_parse_from(["shippy", "bench"].iter().chain(args)).unwrap();
+        let Command::Bench(bench) = cli.command else { unreachable!() };
+        Plan::new(&bench)
+    }
+
+    #[test]
+    fn all_expands_in_order_once() {
+        let plan = plan(&["find", "all"]).unwrap();
+        assert_eq!(plan.scenarios, [Scenario::Find, Scenario::Raw, Scenario::Create]);
+        assert_eq!(plan.load, Load::Closed { clients: 16 });
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_honour() {
+        assert_eq!(plan(&["--clients", "0"]), Err(Refused::NoClients));
+        assert_eq!(plan(&["--clients", "5000"]), Err(Refused::TooManyClients(5000)));
+        assert_eq!(plan(&["--rate", "0"]), Err(Refused::NoRate));
+        assert_eq!(plan(&["--rate", "1000000"]), Err(Refused::RateTooHigh(1_000_000)));
+        assert_eq!(plan(&["--duration", "0s"]), Err(Refused::TooShort("0s".into())));
+        assert_eq!(plan(&["--duration", "2h"]), Err(Refused::TooLong("2h".into())));
+        assert_eq!(plan(&["--warmup", "5m"]), Err(Refused::WarmupTooLong("5m".into())));
+        assert_eq!(plan(&["--rate", "100"]).unwrap().load, Load::Open { rate: 100 });
+    }
+}

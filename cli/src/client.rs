@@ -1,0 +1,89 @@
+//! The one way the CLI talks to the services: typed request-reply over one connection.
+//!
+//! Every command and the bench send through [`Services::request`], which wraps
+//! [`shared::client::request`]; a header every request should carry is added here.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use shared::{
+    ErrorCode,
+    client::RequestError,
+    codec::encode,
+    model::{CreatedConsignment, NewConsignment},
+    subjects::consignment,
+};
+
+/// Whether `error` may pass if the same request is sent again: nothing answered,
+/// or the service said it could not finish for now.
+fn passing(error: &RequestError) -> bool {
+    match error {
+        RequestError::NoResponders { .. } | RequestError::TimedOut { .. } | RequestError::Transport { .. } => true,
+        RequestError::Service(error) => {
+            matches!(error.code, ErrorCode::Internal | ErrorCode::Unavailable | ErrorCode::Timeout)
+        }
+        RequestError::InvalidReply { .. } => false,
+    }
+}
+
+/// A connection to NATS and the timeout each reply is given.
+#[derive(Debug, Clone)]
+pub struct Services {
+    nats: async_nats::Client,
+    timeout: Duration,
+}
+
+impl Services {
+    /// Connects to `url`, failing at once if NATS is not there.
+    pub async fn connect(url: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let nats = shared::nats::connect_client(url, "shippy-cli", timeout)
+            .await
+            .with_context(|| format!("cannot reach NATS at {url}"))?;
+        Ok(Self { nats, timeout })
+    }
+
+    /// Sends `payload` to `subject` and decodes the reply as `T` (or the error reply).
+    pub async fn request<T: DeserializeOwned>(&self, subject: &str, payload: Bytes) -> Result<T, RequestError> {
+        shared::client::request(&self.nats, subject, payload, self.timeout).await
+    }
+
+    /// Creates a consignment once under idempotency key `key`, sending it again with
+    /// the same key up to `retries` times while it fails for a passing reason.
+    pub async fn create(
+        &self,
+        new: &NewConsignment,
+        key: &str,
+        retries: u32,
+    ) -> Result<CreatedConsignment, RequestError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(consignment::IDEMPOTENCY_HEADER, key);
+        let mut attempt = 0;
+        loop {
+            let request = async_nats::Request::new()
+                .payload(encode(new).into())
+                .headers(headers.clone())
+                .timeout(Some(self.timeout));
+            let result = match self.nats.send_request(consignment::CREATE, request).await {
+                Ok(reply) => shared::client::decode_reply(consignment::CREATE, &reply),
+                Err(error) => Err(RequestError::from_send(consignment::CREATE, self.timeout, error)),
+            };
+            match result {
+                Err(error) if attempt < retries && passing(&error) => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// The underlying connection.
+    pub fn nats(&self) -> &async_nats::Client {
+        &self.nats
+    }
+
+    /// How long each request waits for its reply.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
