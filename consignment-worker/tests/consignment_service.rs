@@ -115,9 +115,8 @@ async fn no_more_than_max_in_flight_requests_are_handled_at_once() {
         })
         .collect();
     // Bounded, so that a stall fails the test instead of hanging it.
-    let next_lookup = || tokio::time::timeout(testkit::GUARD, lookups.next());
-    let first = next_lookup().await.expect("a first lookup").unwrap();
-    let second = next_lookup().await.expect("a second lookup").unwrap();
+    let first = tokio::time::timeout(testkit::GUARD, lookups.next()).await.expect("a first lookup").unwrap();
+    let second = tokio::time::timeout(testkit::GUARD, lookups.next()).await.expect("a second lookup").unwrap();
     // A third create is waiting in NATS, not in the worker: no third lookup comes.
     let third = tokio::time::timeout(Duration::from_millis(300), lookups.next()).await;
     assert!(third.is_err(), "a third request was taken while two were in flight");
@@ -129,8 +128,8 @@ async fn no_more_than_max_in_flight_requests_are_handled_at_once() {
         client.publish(lookup.reply.unwrap(), vessel.into()).await.unwrap();
     }
     for create in creates {
-        let created = tokio::time::timeout(testkit::GUARD, create).await.expect("answered").unwrap().unwrap();
-        assert_eq!(created.consignment.vessel_id, "vessel001");
+        let booked = tokio::time::timeout(testkit::GUARD, create).await.expect("answered").unwrap().unwrap();
+        assert_eq!(booked.consignment.vessel_id, "vessel001");
     }
 
     consignments.stop().await.unwrap();
