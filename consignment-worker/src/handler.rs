@@ -72,7 +72,7 @@ impl<S: ConsignmentStore> ConsignmentHandler<S> {
 
     async fn get(&self, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {
         let GetConsignment { id } = decode_request(payload)?;
-        let found = if is_key(&id) { self.creator.store().consignment(&id).await? } else { None };
+        let found = if shared::store::is_key(&id) { self.creator.store().consignment(&id).await? } else { None };
         let consignment = found.ok_or_else(|| ServiceError::not_found("no such consignment"))?;
         Ok(encode(&ConsignmentReply { consignment }))
     }
@@ -100,11 +100,6 @@ impl<S: ConsignmentStore> ConsignmentHandler<S> {
         let page = self.creator.store().page(&query).await?;
         Ok(encode(&ConsignmentList { consignments: page.consignments, next: page.next.map(|next| next.to_string()) }))
     }
-}
-
-/// Whether `id` can be a key in a bucket: one NATS subject token of safe characters.
-fn is_key(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
 }
 
 impl<S: ConsignmentStore> Handler for ConsignmentHandler<S> {

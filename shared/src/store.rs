@@ -161,6 +161,43 @@ pub async fn stream(
     js.get_or_create_stream(config).await.map_err(|error| StoreError::new(format!("create stream {name}"), error))
 }
 
+/// Whether `key` can be a key in a bucket as shippy uses them: one NATS subject
+/// token of letters, digits, `-` and `_`, at most 128 bytes (ids from requests are
+/// checked with this before they reach a subject).
+pub fn is_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 128 && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
+/// Decodes a stored JSON value; `what` names it in the error.
+pub fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|error| StoreError::new(format!("decode {what}"), error))
+}
+
+/// Every value in `bucket`, as `(key, revision, value)`, in revision order: the
+/// whole bucket in as few round trips as [`direct_batch`] allows. For buckets that
+/// stay small (the fleet, the creates in flight), not for the consignments.
+pub async fn read_bucket(client: &Client, bucket: &str, timeout: Duration) -> Result<Vec<StoredMessage>, StoreError> {
+    let stream = kv_stream(bucket);
+    let prefix = kv_subject(bucket, "");
+    let mut entries = Vec::new();
+    let mut from = 1;
+    loop {
+        let request = BatchRequest { from, subject: kv_subject(bucket, ">"), batch: MAX_BATCH, max_bytes: None };
+        let batch = direct_batch(client, &stream, &request, timeout).await?;
+        let Some(last) = batch.last() else { break };
+        let more = last.pending > 0;
+        from = last.sequence + 1;
+        entries.extend(batch.into_iter().filter(|message| !message.deleted).map(|mut message| {
+            message.subject = message.subject.strip_prefix(&prefix).unwrap_or(&message.subject).to_owned();
+            message
+        }));
+        if !more {
+            break;
+        }
+    }
+    Ok(entries)
+}
+
 /// A message read back from a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {

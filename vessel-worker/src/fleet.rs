@@ -144,8 +144,8 @@ fn validate(vessel: &NewVessel) -> Result<(), FleetError> {
         return Err(FleetError::Invalid("id must not be empty"));
     }
     // Ids are keys in the vessels bucket: NATS subject tokens.
-    if !vessel.id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_')) {
-        return Err(FleetError::Invalid("id may hold only letters, digits, '-' and '_'"));
+    if !shared::store::is_key(&vessel.id) {
+        return Err(FleetError::Invalid("id may hold only letters, digits, '-' and '_', at most 128 of them"));
     }
     if vessel.name.trim().is_empty() {
         return Err(FleetError::Invalid("name must not be empty"));

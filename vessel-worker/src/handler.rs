@@ -51,7 +51,7 @@ impl<S: VesselStore> VesselHandler<S> {
         let vessel = match &spec.consignment_id {
             None => self.booker.find(spec.load()).await?,
             Some(consignment) => {
-                if !is_key(consignment) {
+                if !shared::store::is_key(consignment) {
                     return Err(ServiceError::bad_request("consignment_id may hold only letters, digits, '-' and '_'"));
                 }
                 let vessel = self.booker.book(consignment, spec.load()).await?;
@@ -80,11 +80,6 @@ impl<S: VesselStore> VesselHandler<S> {
         let vessels = fleet.into_iter().map(|entry| entry.value.vessel.into()).collect();
         Ok(encode(&VesselList { vessels }))
     }
-}
-
-/// Whether `id` can be a key in a bucket: one NATS subject token of safe characters.
-fn is_key(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
 }
 
 impl<S: VesselStore> Handler for VesselHandler<S> {

@@ -14,7 +14,7 @@ use shared::{
     model::Consignment,
     store::{
         BatchRequest, CONSIGNMENTS_BUCKET, CREATES_BUCKET, EVENTS_STREAM, IDEMPOTENCY_BUCKET, MAX_BATCH, StoreConfig,
-        StoreError, direct_batch, key_value, kv_stream, kv_subject,
+        StoreError, decode, direct_batch, key_value, kv_stream, kv_subject, read_bucket,
     },
     subjects::consignment::{CREATED_EVENT, IDEMPOTENCY_HEADER},
 };
@@ -94,10 +94,6 @@ fn encode(value: &impl Serialize) -> bytes::Bytes {
     shared::codec::encode(value).into()
 }
 
-fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|error| StoreError::new(format!("decode {what}"), error))
-}
-
 /// Creates `key` in `bucket` unless it exists; returns the value that is stored.
 async fn create_or_read<T: Serialize + DeserializeOwned + Clone>(
     bucket: &kv::Store,
@@ -152,26 +148,13 @@ impl ConsignmentStore for JetStreamStore {
 
     #[instrument(skip(self), err)]
     async fn creates_in_flight(&self) -> Result<Vec<StoredCreate>, StoreError> {
-        let stream = kv_stream(CREATES_BUCKET);
-        let mut creates = Vec::new();
-        let mut from = 1;
-        loop {
-            let request =
-                BatchRequest { from, subject: kv_subject(CREATES_BUCKET, ">"), batch: MAX_BATCH, max_bytes: None };
-            let batch = direct_batch(&self.client, &stream, &request, READ_TIMEOUT).await?;
-            let Some(last) = batch.last() else { break };
-            let more = last.pending > 0;
-            from = last.sequence + 1;
-            for message in batch.into_iter().filter(|message| !message.deleted) {
-                let id = message.subject.rsplit('.').next().unwrap_or_default().to_owned();
-                let create = decode(&message.subject, &message.payload)?;
-                creates.push(StoredCreate { consignment_id: id, create });
-            }
-            if !more {
-                break;
-            }
-        }
-        Ok(creates)
+        read_bucket(&self.client, CREATES_BUCKET, READ_TIMEOUT)
+            .await?
+            .into_iter()
+            .map(|entry| {
+                Ok(StoredCreate { create: decode(&entry.subject, &entry.payload)?, consignment_id: entry.subject })
+            })
+            .collect()
     }
 
     #[instrument(skip_all, fields(consignment = %consignment.id), err)]

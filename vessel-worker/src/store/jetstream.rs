@@ -6,11 +6,8 @@ use async_nats::jetstream::{
     self,
     kv::{self, CreateErrorKind, UpdateErrorKind},
 };
-use serde::{Serialize, de::DeserializeOwned};
-use shared::store::{
-    BOOKINGS_BUCKET, BatchRequest, MAX_BATCH, StoreConfig, StoreError, VESSELS_BUCKET, direct_batch, key_value,
-    kv_stream, kv_subject,
-};
+use serde::Serialize;
+use shared::store::{BOOKINGS_BUCKET, StoreConfig, StoreError, VESSELS_BUCKET, decode, key_value, read_bucket};
 use tracing::instrument;
 
 use super::{Versioned, VesselStore};
@@ -42,31 +39,14 @@ fn encode(value: &impl Serialize) -> bytes::Bytes {
     shared::codec::encode(value).into()
 }
 
-fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|error| StoreError::new(format!("decode {what}"), error))
-}
-
 impl VesselStore for JetStreamStore {
     #[instrument(skip(self), err)]
     async fn vessels(&self) -> Result<Vec<Versioned<VesselRecord>>, StoreError> {
-        let stream = kv_stream(VESSELS_BUCKET);
-        let mut fleet: Vec<Versioned<VesselRecord>> = Vec::new();
-        let mut from = 1;
-        loop {
-            let request =
-                BatchRequest { from, subject: kv_subject(VESSELS_BUCKET, ">"), batch: MAX_BATCH, max_bytes: None };
-            let batch = direct_batch(&self.client, &stream, &request, READ_TIMEOUT).await?;
-            let Some(last) = batch.last() else { break };
-            let more = last.pending > 0;
-            from = last.sequence + 1;
-            for message in batch.into_iter().filter(|message| !message.deleted) {
-                fleet
-                    .push(Versioned { value: decode(&message.subject, &message.payload)?, revision: message.sequence });
-            }
-            if !more {
-                break;
-            }
-        }
+        let mut fleet = read_bucket(&self.client, VESSELS_BUCKET, READ_TIMEOUT)
+            .await?
+            .into_iter()
+            .map(|entry| Ok(Versioned { value: decode(&entry.subject, &entry.payload)?, revision: entry.sequence }))
+            .collect::<Result<Vec<Versioned<VesselRecord>>, StoreError>>()?;
         fleet.sort_by(|a, b| a.value.vessel.id.cmp(&b.value.vessel.id));
         Ok(fleet)
     }
