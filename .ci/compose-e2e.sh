@@ -94,7 +94,8 @@ probe req vessel.find_available '{"capacity":1,"max_weight":1}' --repeat 90 >/de
 probe served vessel vessel.find_available 3
 
 step "stop one vessel-worker: it exits cleanly and creates still succeed"
-victim="$(compose ps -q vessel-worker | head -n1)"
+# sed reads all of it: with head, `compose ps` could die of SIGPIPE under pipefail.
+victim="$(compose ps -q vessel-worker | sed -n 1p)"
 docker stop "$victim" >/dev/null
 exit_code="$(docker inspect -f '{{.State.ExitCode}}' "$victim")"
 echo "stopped $victim, exit code $exit_code"

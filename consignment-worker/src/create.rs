@@ -16,7 +16,8 @@
 //!   books the space once per id, however often asked.
 //! * **store**: the consignment, create-if-absent: the create is acknowledged from here on.
 //! * **announce**: `consignment.created` into the events stream, deduplicated by consignment id.
-//! * **finish**: the in-flight record is removed.
+//! * **finish**: the in-flight record is removed (after the reply: the create is
+//!   done once announced).
 //!
 //! Every step is idempotent, so a create interrupted anywhere is finished by
 //! running the steps again: [`Creator::recover`] does that for every create in
@@ -102,7 +103,10 @@ impl<S: ConsignmentStore> Creator<S> {
         let consignment = self.store.store_consignment(&valid.book(id, vessel.id)).await?;
         tracing::info!(consignment = %consignment.id, vessel = %consignment.vessel_id, "consignment created");
         self.store.announce(&consignment).await?;
-        self.store.finish_create(&consignment.id).await?;
+        // Stored and announced: the create is done. Its in-flight record goes without
+        // holding up the reply; should that fail, recovery removes it.
+        let (store, id) = (self.store.clone(), consignment.id.clone());
+        tokio::spawn(async move { drop(store.finish_create(&id).await) });
         Ok(consignment)
     }
 

@@ -436,3 +436,40 @@ async fn pages_of_large_consignments_stay_within_max_payload() {
 
     worker.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn recovery_finishes_a_create_whose_worker_died_with_no_retry() {
+    let nats = Nats::start().await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    // This test stands in for the vessel service, so that it holds the booking
+    // request while the worker dies.
+    let mut lookups = client.queue_subscribe(vessel::FIND_AVAILABLE, vessel::QUEUE_GROUP.into()).await.unwrap();
+    client.flush().await.unwrap();
+    let worker = consignment_process(&nats).await;
+
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move { create(&client, None).await }
+    });
+    let lookup = tokio::time::timeout(GUARD, lookups.next()).await.expect("a booking request").unwrap();
+    let asked: shared::model::Specification = serde_json::from_slice(&lookup.payload).unwrap();
+    let id = asked.consignment_id.expect("the booking names the consignment");
+    worker.kill().await;
+
+    // A new instance finds the create in flight and books it again, for the same consignment.
+    let worker = consignment_process(&nats).await;
+    let retried = tokio::time::timeout(GUARD, lookups.next()).await.expect("recovery asks again").unwrap();
+    let again: shared::model::Specification = serde_json::from_slice(&retried.payload).unwrap();
+    assert_eq!(again.consignment_id.as_deref(), Some(id.as_str()));
+    let vessel = r#"{"vessel":{"id":"vessel001","capacity":500,"max_weight":200000,"name":"Boaty McBoatface"}}"#;
+    client.publish(retried.reply.unwrap(), vessel.into()).await.unwrap();
+
+    until_no_create_in_flight(&client).await;
+    let stored = list_all(&client, ListConsignments::default()).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!((stored[0].id.as_str(), stored[0].vessel_id.as_str()), (id.as_str(), "vessel001"));
+    assert_eq!(event_ids(&client).await, [id]);
+    assert!(pending.await.unwrap().is_err(), "the caller of the interrupted create got no reply");
+
+    worker.kill().await;
+}

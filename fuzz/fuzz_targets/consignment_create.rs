@@ -8,18 +8,23 @@ use libfuzzer_sys::fuzz_target;
 use shared::{
     ServiceError,
     codec::{decode_request, encode},
-    model::{CreatedConsignment, NewConsignment},
+    model::{CreatedConsignment, NewConsignment, Specification},
 };
-use vessel_worker::fleet::Fleet;
+use vessel_worker::fleet::{FleetError, default_fleet, first_fit};
 
 fn create(body: &[u8]) -> Result<Vec<u8>, ServiceError> {
     let request: NewConsignment = decode_request(body)?;
     let valid = ValidConsignment::parse(request).map_err(ServiceError::from)?;
-    let spec = valid.specification();
+    let spec = valid.specification("fuzz");
     // Exactly what the consignment-worker sends to vessel.find_available.
-    let spec = decode_request(&encode(&spec))?;
-    let vessel = Fleet::default_fleet().find_available(&spec).map_err(ServiceError::from)?.clone();
-    let consignment = valid.book("fuzz".to_owned(), vessel.id);
+    let spec: Specification = decode_request(&encode(&spec))?;
+    let mut fleet = default_fleet();
+    let fitting = first_fit(&fleet, |record| record, spec.load()).map(|record| record.vessel.id.clone());
+    let id = fitting.ok_or_else(|| ServiceError::not_found(FleetError::NoVesselAvailable.to_string()))?;
+    let record = fleet.iter_mut().find(|record| record.vessel.id == id).expect("the vessel found");
+    assert!(record.hold("fuzz", spec.load(), "attempt"), "a fitting vessel takes the load");
+    assert!(record.vessel.booked.containers <= record.vessel.capacity && record.vessel.booked.weight <= record.vessel.max_weight);
+    let consignment = valid.book("fuzz".to_owned(), id);
     Ok(encode(&CreatedConsignment { created: true, consignment }))
 }
 

@@ -1,16 +1,16 @@
 //! `vessel.create`: any body, twice (the second create of a valid vessel is a 409
-//! that quotes its id), then `vessel.list`, through the vessel-worker's own handler.
+//! that quotes its id), then `vessel.list`, through the vessel-worker's own handler
+//! over the default fleet kept in memory.
 #![no_main]
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use shared::{service::Handler as _, subjects::vessel};
-use vessel_worker::{fleet::Fleet, handler::VesselHandler};
 
 fuzz_target!(|body: &[u8]| {
-    let handler = VesselHandler::new(Fleet::default_fleet());
+    let handler = shippy_fuzz::vessel_handler();
     for subject in [vessel::CREATE, vessel::CREATE, vessel::LIST] {
-        let reply = futures::executor::block_on(handler.handle(subject, Bytes::copy_from_slice(body)));
+        let reply = shippy_fuzz::block_on(handler.handle(subject, None, Bytes::copy_from_slice(body)));
         shippy_fuzz::check_reply(&reply);
     }
 });

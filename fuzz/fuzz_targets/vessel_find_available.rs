@@ -1,13 +1,23 @@
-//! `vessel.find_available`: any body, through the vessel-worker's own handler.
+//! `vessel.find_available`: any body, through the vessel-worker's own handler and
+//! booking code, over the default fleet kept in memory; a body naming a consignment
+//! books, twice, and must count once.
 #![no_main]
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use shared::{service::Handler as _, subjects::vessel};
-use vessel_worker::{fleet::Fleet, handler::VesselHandler};
 
 fuzz_target!(|body: &[u8]| {
-    let handler = VesselHandler::new(Fleet::default_fleet());
-    let reply = futures::executor::block_on(handler.handle(vessel::FIND_AVAILABLE, Bytes::copy_from_slice(body)));
-    shippy_fuzz::check_reply(&reply);
+    let handler = shippy_fuzz::vessel_handler();
+    let ask = |subject| shippy_fuzz::block_on(handler.handle(subject, None, Bytes::copy_from_slice(body)));
+    let first = ask(vessel::FIND_AVAILABLE);
+    shippy_fuzz::check_reply(&first);
+    let again = ask(vessel::FIND_AVAILABLE);
+    shippy_fuzz::check_reply(&again);
+    // Asked again, the same answer: a question books nothing, a booking counts once.
+    assert_eq!(first.is_ok(), again.is_ok());
+    if let (Ok(first), Ok(again)) = (&first, &again) {
+        assert_eq!(first, again, "the same booking twice gave two answers");
+    }
+    shippy_fuzz::check_reply(&ask(vessel::LIST));
 });

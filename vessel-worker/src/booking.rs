@@ -9,14 +9,15 @@
 //!    by compare-and-set on its current revision, re-reading on a conflict.
 //! 3. Record the booking (`C` → vessel and attempt), create-if-absent: the first
 //!    attempt to record wins, and every attempt continues with the winner.
-//! 4. Settle: the recorded hold keeps its count and loses its marker; a duplicate
-//!    attempt's hold gives its load back.
+//! 4. Settle: the recorded hold keeps its count and loses its marker (after the
+//!    reply: the count is final already); a duplicate attempt's hold gives its load
+//!    back (before the reply).
 //!
 //! A crash between steps leaves a hold that the next attempt for `C` (the
 //! consignment-worker retries unfinished creates) or the [`Booker::sweep`] finishes.
 //! No step depends on how many consignments a vessel carries.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use shared::model::{Load, Vessel};
 use tokio::sync::Mutex;
@@ -86,30 +87,40 @@ impl<S: VesselStore> Booker<S> {
 
     /// Books `load` for `consignment` and returns the vessel it is on; a repeat returns the same vessel.
     #[tracing::instrument(skip(self), err(level = "debug"))]
-    pub async fn book(&self, consignment: &str, load: Load) -> Result<Vessel, BookingError> {
+    pub async fn book(self: &Arc<Self>, consignment: &str, load: Load) -> Result<Vessel, BookingError> {
         if let Some(booking) = self.store.booking(consignment).await? {
             return self.settle(&booking.vessel_id, consignment, &booking).await;
         }
         let attempt = uuid::Uuid::new_v4().to_string();
         let (held_on, attempt) = self.hold(consignment, load, attempt).await?;
-        let proposed = Booking { vessel_id: held_on.clone(), load, attempt };
+        let proposed = Booking { vessel_id: held_on.id.clone(), load, attempt };
         let booking = self.store.record_booking(consignment, &proposed).await?;
-        if booking.vessel_id != held_on {
-            // Another attempt recorded a booking on another vessel: give this hold back.
-            self.settle(&held_on, consignment, &booking).await?;
+        if booking == proposed {
+            // The recorded hold is this one: its count stands, and only its marker is
+            // left to clear, which needs no waiting for (a crash leaves it to the sweep).
+            let (booker, consignment) = (Arc::clone(self), consignment.to_owned());
+            tokio::spawn(async move {
+                if let Err(error) = booker.settle(&booking.vessel_id, &consignment, &booking).await {
+                    tracing::debug!(%error, %consignment, "hold left to the sweep");
+                }
+            });
+            return Ok(held_on);
         }
+        // Another attempt's booking was recorded: give this hold back before answering.
+        self.settle(&held_on.id, consignment, &booking).await?;
         self.settle(&booking.vessel_id, consignment, &booking).await
     }
 
-    /// Step 2: the vessel holding space for `consignment`, and the attempt whose hold it is.
-    async fn hold(&self, consignment: &str, load: Load, attempt: String) -> Result<(String, String), BookingError> {
+    /// Step 2: the vessel holding space for `consignment` (as it is with the hold),
+    /// and the attempt whose hold it is.
+    async fn hold(&self, consignment: &str, load: Load, attempt: String) -> Result<(Vessel, String), BookingError> {
         let _writing = self.writes.lock().await;
         let mut contended = String::new();
         for round in 0..MAX_ROUNDS {
             back_off(round).await;
             let fleet = self.store.vessels().await?;
             if let Some((entry, attempt)) = find_hold(&fleet, record, consignment) {
-                return Ok((entry.value.vessel.id.clone(), attempt));
+                return Ok((entry.value.vessel.clone(), attempt));
             }
             let Some(Versioned { value, revision }) = first_fit(&fleet, record, load) else {
                 return Err(FleetError::NoVesselAvailable.into());
@@ -117,7 +128,7 @@ impl<S: VesselStore> Booker<S> {
             let mut held = value.clone();
             held.hold(consignment, load, &attempt);
             if self.store.update_vessel(&held, *revision).await? {
-                return Ok((held.vessel.id, attempt));
+                return Ok((held.vessel, attempt));
             }
             contended.clone_from(&held.vessel.id);
         }

@@ -73,7 +73,7 @@ pub struct Page {
 }
 
 /// Stores consignments and everything a create needs to be exactly-once.
-pub trait ConsignmentStore: Send + Sync + 'static {
+pub trait ConsignmentStore: Clone + Send + Sync + 'static {
     /// Claims idempotency key `key` with `claim` unless it is claimed; returns the claim that holds.
     fn claim_key(&self, key: &str, claim: &KeyClaim) -> impl Future<Output = Result<KeyClaim, StoreError>> + Send;
 
