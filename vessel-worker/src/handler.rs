@@ -105,7 +105,7 @@ impl From<BookingError> for ServiceError {
             BookingError::Fleet(error @ FleetError::Duplicate(_)) => Self::conflict(error.to_string()),
             BookingError::Fleet(error @ FleetError::Invalid(_)) => Self::bad_request(error.to_string()),
             error @ BookingError::Contended(_) => Self::new(shared::ErrorCode::Unavailable, error.to_string()),
-            error @ BookingError::VesselMissing { .. } => {
+            error @ (BookingError::VesselMissing { .. } | BookingError::Stopped) => {
                 tracing::error!(%error);
                 Self::internal("the vessel store failed")
             }
