@@ -2,8 +2,8 @@
 //!
 //! ```text
 //!  request ─▶ validate ─▶ claim key ─▶ begin ─▶ book vessel ─▶ store ─▶ announce ─▶ finish ─▶ reply
-//!             (400)       (Nats-Msg-Id)  │        │ 404/503: abandon (finish, reply the error)
-//!                                        │        │ 504/other: left in flight, reply the error
+//!             (400)       (Nats-Msg-Id)  │        │ nothing booked: abandon (finish, reply the error)
+//!                                        │        │ maybe booked: left in flight, reply the error
 //!                                        └── in flight: recovery redoes book → finish ──┘
 //! ```
 //!
@@ -22,17 +22,20 @@
 //! Every step is idempotent, so a create interrupted anywhere is finished by
 //! running the steps again: [`Creator::recover`] does that for every create in
 //! flight for longer than `recover_after`, on every instance, so it needs no
-//! leader. A create whose booking definitively fails (no vessel fits, no vessel
-//! service) books nothing and is abandoned.
+//! leader. A create is abandoned only when nothing can be booked for it: the
+//! vessel-worker found no booking, no hold and no room (404), or the request that
+//! began it reached no vessel-worker at all (503 "no responders"). Anything else
+//! (a timeout, a busy vessel, a lost connection, or no vessel-worker for a retry
+//! or a recovery, when an earlier attempt may have booked) leaves it in flight.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use shared::{ErrorCode, ServiceError, model::Consignment};
+use shared::{ServiceError, model::Consignment};
 
 use crate::{
     domain::{ValidConsignment, idempotency_key},
     store::{ConsignmentStore, KeyClaim, PendingCreate, StoreError},
-    vessels::VesselClient,
+    vessels::{Booked, BookingFailed, VesselClient},
 };
 
 /// Runs creates and finishes interrupted ones.
@@ -76,17 +79,23 @@ impl<S: ConsignmentStore> Creator<S> {
             }
         };
         let create = PendingCreate { request: valid.request().clone(), started_ms: now_ms() };
-        self.store.begin_create(&id, &create).await?;
-        self.finish(id, valid).await
+        let first_attempt = self.store.begin_create(&id, &create).await?;
+        self.finish(id, valid, first_attempt).await
     }
 
-    /// Book, store, announce and finish the create of `id`, recorded as in flight.
-    async fn finish(&self, id: String, valid: ValidConsignment) -> Result<Consignment, ServiceError> {
+    /// Book, store, announce and finish the create of `id`, recorded as in flight;
+    /// `first_attempt` if this request recorded it, so that no other attempt can have booked.
+    async fn finish(
+        &self,
+        id: String,
+        valid: ValidConsignment,
+        first_attempt: bool,
+    ) -> Result<Consignment, ServiceError> {
         let vessel = match self.vessels.book(&valid.specification(&id)).await {
             Ok(vessel) => vessel,
-            Err(error) => {
-                if matches!(error.code, ErrorCode::NotFound | ErrorCode::Unavailable | ErrorCode::BadRequest) {
-                    // Nothing was booked: abandon the create.
+            Err(BookingFailed { error, booked }) => {
+                if booked == Booked::Nothing || (booked == Booked::NotByThisRequest && first_attempt) {
+                    // Nothing is booked for it: abandon the create.
                     self.store.finish_create(&id).await?;
                     return Err(error);
                 }
@@ -129,7 +138,7 @@ impl<S: ConsignmentStore> Creator<S> {
                     Ok(consignment)
                 }
                 None => match ValidConsignment::parse(stale.create.request) {
-                    Ok(valid) => self.finish(id.clone(), valid).await,
+                    Ok(valid) => self.finish(id.clone(), valid, false).await,
                     Err(error) => {
                         self.store.finish_create(&id).await?;
                         Err(ServiceError::bad_request(error.to_string()))

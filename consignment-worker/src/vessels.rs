@@ -24,16 +24,46 @@ impl VesselClient {
     }
 
     /// The vessel booked for `spec` (which names the consignment, so that a repeat
-    /// books once), or the error to pass on to whoever asked for the consignment.
-    pub async fn book(&self, spec: &Specification) -> Result<Vessel, ServiceError> {
+    /// books once), or why not.
+    pub async fn book(&self, spec: &Specification) -> Result<Vessel, BookingFailed> {
         match request::<VesselReply>(&self.client, vessel::FIND_AVAILABLE, encode(spec).into(), self.timeout).await {
             Ok(reply) => Ok(reply.vessel),
             Err(error) => {
                 tracing::warn!(%error, ?spec, "vessel booking failed");
-                Err(passed_on(error))
+                let known = match &error {
+                    RequestError::NoResponders { .. } => Booked::NotByThisRequest,
+                    // The vessel-worker answers these only when the consignment has no
+                    // booking and no hold anywhere: nothing is booked for it.
+                    RequestError::Service(error)
+                        if matches!(error.code, ErrorCode::NotFound | ErrorCode::BadRequest) =>
+                    {
+                        Booked::Nothing
+                    }
+                    _ => Booked::Unknown,
+                };
+                Err(BookingFailed { error: passed_on(error), booked: known })
             }
         }
     }
+}
+
+/// A booking that did not answer with a vessel: the error to pass on to whoever
+/// asked for the consignment, and what is known of the booking.
+#[derive(Debug)]
+pub struct BookingFailed {
+    pub error: ServiceError,
+    pub booked: Booked,
+}
+
+/// What a failed booking request says of the consignment's booking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Booked {
+    /// Nothing is booked for the consignment, by any attempt.
+    Nothing,
+    /// This request reached no vessel-worker; an earlier attempt may have booked.
+    NotByThisRequest,
+    /// It may or may not be booked.
+    Unknown,
 }
 
 /// What the consignment's requester is told when the vessel lookup fails.

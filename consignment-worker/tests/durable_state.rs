@@ -457,7 +457,7 @@ async fn pages_of_large_consignments_stay_within_max_payload() {
 }
 
 #[tokio::test]
-async fn recovery_finishes_a_create_whose_worker_died_with_no_retry() {
+async fn recovery_finishes_a_create_whose_worker_died_with_no_retry_even_after_no_vessel_service() {
     let nats = Nats::start().await;
     let client = async_nats::connect(nats.url()).await.unwrap();
     // This test stands in for the vessel service, so that it holds the booking
@@ -475,8 +475,19 @@ async fn recovery_finishes_a_create_whose_worker_died_with_no_retry() {
     let id = asked.consignment_id.expect("the booking names the consignment");
     worker.kill().await;
 
-    // A new instance finds the create in flight and books it again, for the same consignment.
-    let worker = consignment_process(&nats).await;
+    // No vessel service while a new instance recovers: the booking may exist (this
+    // test could have made it), so the create must stay in flight, not be abandoned.
+    lookups.unsubscribe().await.unwrap();
+    client.flush().await.unwrap();
+    let mut worker = consignment_process(&nats).await;
+    worker.wait_for_log("interrupted create not finished").await;
+    let js = jetstream::new(client.clone());
+    let creates = js.get_key_value(CREATES_BUCKET).await.unwrap();
+    assert!(creates.get(&id).await.unwrap().is_some(), "still in flight after a recovery with no vessel service");
+
+    // Once the vessel service is back, recovery books it again, for the same consignment.
+    let mut lookups = client.queue_subscribe(vessel::FIND_AVAILABLE, vessel::QUEUE_GROUP.into()).await.unwrap();
+    client.flush().await.unwrap();
     let retried = tokio::time::timeout(GUARD, lookups.next()).await.expect("recovery asks again").unwrap();
     let again: shared::model::Specification = serde_json::from_slice(&retried.payload).unwrap();
     assert_eq!(again.consignment_id.as_deref(), Some(id.as_str()));

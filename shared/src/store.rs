@@ -173,13 +173,15 @@ pub fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Resul
     serde_json::from_slice(bytes).map_err(|error| StoreError::new(format!("decode {what}"), error))
 }
 
-/// Every value in `bucket`, as `(key, revision, value)`, in revision order: the
-/// whole bucket in as few round trips as [`direct_batch`] allows. For buckets that
-/// stay small (the fleet, the creates in flight), not for the consignments.
+/// Every value in `bucket` (its subject cut to the key), newest revision of each
+/// key, in key order: the whole bucket in as few round trips as [`direct_batch`]
+/// allows. For buckets that stay small (the fleet, the creates in flight), not for
+/// the consignments. A key changed while a read spans several batches shows once,
+/// as the newest revision read (or not at all, if that is a delete).
 pub async fn read_bucket(client: &Client, bucket: &str, timeout: Duration) -> Result<Vec<StoredMessage>, StoreError> {
     let stream = kv_stream(bucket);
     let prefix = kv_subject(bucket, "");
-    let mut entries = Vec::new();
+    let mut entries = std::collections::BTreeMap::new();
     let mut from = 1;
     loop {
         let request = BatchRequest { from, subject: kv_subject(bucket, ">"), batch: MAX_BATCH, max_bytes: None };
@@ -187,15 +189,16 @@ pub async fn read_bucket(client: &Client, bucket: &str, timeout: Duration) -> Re
         let Some(last) = batch.last() else { break };
         let more = last.pending > 0;
         from = last.sequence + 1;
-        entries.extend(batch.into_iter().filter(|message| !message.deleted).map(|mut message| {
-            message.subject = message.subject.strip_prefix(&prefix).unwrap_or(&message.subject).to_owned();
-            message
-        }));
+        for mut message in batch {
+            let key = message.subject.strip_prefix(&prefix).unwrap_or(&message.subject).to_owned();
+            message.subject.clone_from(&key);
+            entries.insert(key, message);
+        }
         if !more {
             break;
         }
     }
-    Ok(entries)
+    Ok(entries.into_values().filter(|message| !message.deleted).collect())
 }
 
 /// A message read back from a stream.

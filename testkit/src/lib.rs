@@ -149,12 +149,14 @@ impl<T: Send + 'static> Running<T> {
     }
 }
 
-/// A program run as a child process whose log (stderr) is echoed, prefixed by its name.
+/// A program run as a child process whose log (stderr) is echoed, prefixed by its
+/// name, and kept, so that a test can wait for a line.
 #[derive(Debug)]
 pub struct Process {
     name: String,
     child: tokio::process::Child,
     log: tokio::task::JoinHandle<()>,
+    lines: tokio::sync::watch::Receiver<Vec<String>>,
 }
 
 impl Process {
@@ -172,21 +174,29 @@ impl Process {
             .spawn()
             .unwrap_or_else(|error| panic!("start {name}: {error}"));
         let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr piped")).lines();
-        let (is_ready, ready_now) = tokio::sync::oneshot::channel();
-        let (prefix, needle) = (name.to_owned(), ready.to_owned());
+        let (kept, watched) = tokio::sync::watch::channel(Vec::new());
+        let prefix = name.to_owned();
         // Drains the log for the process's whole life, so that a full pipe never blocks it.
         let log = tokio::spawn(async move {
-            let mut is_ready = Some(is_ready);
             while let Ok(Some(line)) = lines.next_line().await {
                 eprintln!("{prefix}: {line}");
-                if line.contains(&needle) {
-                    is_ready.take().map(|ready| ready.send(()));
-                }
+                kept.send_modify(|kept| kept.push(line));
             }
         });
-        let started = tokio::time::timeout(GUARD, ready_now).await;
-        assert!(matches!(started, Ok(Ok(()))), "{name} did not log {ready:?}");
-        Self { name: name.to_owned(), child, log }
+        let mut process = Self { name: name.to_owned(), child, log, lines: watched };
+        process.wait_for_log(ready).await;
+        process
+    }
+
+    /// Waits until the process has logged a line containing `needle` (at any time
+    /// since it started).
+    ///
+    /// # Panics
+    /// If it exits, or takes longer than [`GUARD`], before it does.
+    pub async fn wait_for_log(&mut self, needle: &str) {
+        let logged = self.lines.wait_for(|lines| lines.iter().any(|line| line.contains(needle)));
+        let logged = tokio::time::timeout(GUARD, logged).await;
+        assert!(matches!(logged, Ok(Ok(_))), "{} did not log {needle:?}", self.name);
     }
 
     /// Kills it with SIGKILL: no shutdown, no flush, as a crash would.

@@ -183,11 +183,16 @@ enum Applied {
     Done(Result<Answer, BookingError>),
     /// Final once the vessel at this index of the fleet is written.
     Written(usize, Answer),
+    /// No vessel has room in the fleet as this batch changed it: final once every
+    /// vessel the batch touched is written, since a lost write may give room back.
+    NoRoom,
 }
 
+/// An answer, by the index of its vessel in the fleet: the vessel is read when the
+/// answer is sent, after the batch's writes.
 enum Answer {
-    Held(Vessel, String),
-    Settled(Vessel),
+    Held(usize, String),
+    Settled(usize),
 }
 
 impl Change {
@@ -202,16 +207,19 @@ impl Change {
             Self::Hold { consignment, load, attempt, .. } => {
                 if let Some((entry, attempt)) = find_hold(fleet, record, consignment) {
                     let index = index_of(fleet, entry).expect("an entry of the fleet");
-                    return answer(index, Answer::Held(entry.value.vessel.clone(), attempt), touched);
+                    return answer(index, Answer::Held(index, attempt), touched);
                 }
                 let Some(entry) = first_fit(fleet, record, *load) else {
-                    return Applied::Done(Err(FleetError::NoVesselAvailable.into()));
+                    return if touched.is_empty() {
+                        Applied::Done(Err(FleetError::NoVesselAvailable.into()))
+                    } else {
+                        Applied::NoRoom
+                    };
                 };
                 let index = index_of(fleet, entry).expect("an entry of the fleet");
-                let held = &mut fleet[index].value;
-                held.hold(consignment, *load, attempt);
+                fleet[index].value.hold(consignment, *load, attempt);
                 touched.insert(index);
-                Applied::Written(index, Answer::Held(held.vessel.clone(), attempt.clone()))
+                Applied::Written(index, Answer::Held(index, attempt.clone()))
             }
             Self::Settle { vessel_id, consignment, booking, .. } => {
                 let Some(index) = fleet.iter().position(|entry| &entry.value.vessel.id == vessel_id) else {
@@ -222,20 +230,22 @@ impl Change {
                 if fleet[index].value.settle(consignment, booking) {
                     touched.insert(index);
                 }
-                answer(index, Answer::Settled(fleet[index].value.vessel.clone()), touched)
+                answer(index, Answer::Settled(index), touched)
             }
         }
     }
 
-    fn finish(self, outcome: Result<Answer, BookingError>) {
+    /// Sends the outcome, reading the answer's vessel off `fleet`.
+    fn finish(self, fleet: &[Entry], outcome: Result<Answer, BookingError>) {
+        let vessel = |index: usize| fleet[index].value.vessel.clone();
         // A caller that stopped waiting (or never did, for a marker) is no error.
         match self {
             Self::Hold { done, .. } => drop(done.send(outcome.map(|answer| match answer {
-                Answer::Held(vessel, attempt) => (vessel, attempt),
-                Answer::Settled(vessel) => (vessel, String::new()),
+                Answer::Held(index, attempt) => (vessel(index), attempt),
+                Answer::Settled(index) => (vessel(index), String::new()),
             }))),
             Self::Settle { done, .. } => drop(done.send(outcome.map(|answer| match answer {
-                Answer::Held(vessel, _) | Answer::Settled(vessel) => vessel,
+                Answer::Held(index, _) | Answer::Settled(index) => vessel(index),
             }))),
         }
     }
@@ -262,7 +272,7 @@ async fn write_vessels<S: VesselStore>(store: Arc<S>, mut queued: mpsc::Unbounde
         }
         for change in pending {
             let contended = BookingError::Contended(change.vessel_id());
-            change.finish(Err(contended));
+            change.finish(&[], Err(contended));
         }
     }
 }
@@ -274,7 +284,7 @@ async fn write_batch<S: VesselStore>(store: &S, changes: Vec<Change>) -> Vec<Cha
         Ok(fleet) => fleet,
         Err(error) => {
             for change in changes {
-                change.finish(Err(StoreError::new("read the fleet", error.to_string()).into()));
+                change.finish(&[], Err(StoreError::new("read the fleet", error.to_string()).into()));
             }
             return Vec::new();
         }
@@ -294,14 +304,17 @@ async fn write_batch<S: VesselStore>(store: &S, changes: Vec<Change>) -> Vec<Cha
         let Versioned { value, revision } = &fleet[index];
         written.insert(index, store.update_vessel(value, *revision).await.map_err(|error| error.to_string()));
     }
+    let all_written = written.values().all(|written| matches!(written, Ok(true)));
     let mut again = Vec::new();
     for (change, applied) in applied {
         match applied {
-            Applied::Done(outcome) => change.finish(outcome),
+            Applied::Done(outcome) => change.finish(&fleet, outcome),
+            Applied::NoRoom if all_written => change.finish(&fleet, Err(FleetError::NoVesselAvailable.into())),
+            Applied::NoRoom => again.push(change),
             Applied::Written(index, answer) => match &written[&index] {
-                Ok(true) => change.finish(Ok(answer)),
+                Ok(true) => change.finish(&fleet, Ok(answer)),
                 Ok(false) => again.push(change),
-                Err(error) => change.finish(Err(StoreError::new("write a vessel", error.clone()).into())),
+                Err(error) => change.finish(&fleet, Err(StoreError::new("write a vessel", error.clone()).into())),
             },
         }
     }

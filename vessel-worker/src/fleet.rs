@@ -85,8 +85,10 @@ impl VesselRecord {
             return false;
         };
         if booking.vessel_id != self.vessel.id || booking.attempt != hold.attempt {
-            self.vessel.booked.containers -= hold.load.containers;
-            self.vessel.booked.weight -= hold.load.weight;
+            // A hold's load is in `booked`, so this never goes below zero; saturating
+            // keeps a damaged record from panicking the vessel writer.
+            self.vessel.booked.containers = self.vessel.booked.containers.saturating_sub(hold.load.containers);
+            self.vessel.booked.weight = self.vessel.booked.weight.saturating_sub(hold.load.weight);
         }
         true
     }

@@ -134,8 +134,8 @@ impl ConsignmentStore for JetStreamStore {
     }
 
     #[instrument(skip(self, create), err)]
-    async fn begin_create(&self, id: &str, create: &PendingCreate) -> Result<(), StoreError> {
-        create_or_read(&self.creates, id, create).await.map(drop)
+    async fn begin_create(&self, id: &str, create: &PendingCreate) -> Result<bool, StoreError> {
+        Ok(create_or_read(&self.creates, id, create).await?.1)
     }
 
     #[instrument(skip(self), err)]

@@ -86,8 +86,8 @@ pub trait ConsignmentStore: Clone + Send + Sync + 'static {
         consignment: &Consignment,
     ) -> impl Future<Output = Result<Consignment, StoreError>> + Send;
 
-    /// Records the create of `id` as in flight, unless it is.
-    fn begin_create(&self, id: &str, create: &PendingCreate) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Records the create of `id` as in flight, unless it is; returns whether this call recorded it.
+    fn begin_create(&self, id: &str, create: &PendingCreate) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Removes the record of the create of `id`: it is done, or abandoned.
     fn finish_create(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
