@@ -8,9 +8,9 @@ use libfuzzer_sys::fuzz_target;
 use shared::{service::Handler as _, subjects::vessel};
 
 fuzz_target!(|body: &[u8]| {
-    let handler = shippy_fuzz::vessel_handler();
-    for subject in [vessel::CREATE, vessel::CREATE, vessel::LIST] {
-        let reply = shippy_fuzz::block_on(handler.handle(subject, None, Bytes::copy_from_slice(body)));
-        shippy_fuzz::check_reply(&reply);
-    }
+    shippy_fuzz::with_vessel_handler(async |handler| {
+        for subject in [vessel::CREATE, vessel::CREATE, vessel::LIST] {
+            shippy_fuzz::check_reply(&handler.handle(subject, None, Bytes::copy_from_slice(body)).await);
+        }
+    });
 });

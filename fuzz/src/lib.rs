@@ -109,22 +109,17 @@ pub mod memory {
     }
 }
 
-/// Runs `future` to completion on a runtime kept for the whole fuzz run.
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    static RUNTIME: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::new(|| {
-        tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a tokio runtime")
-    });
-    RUNTIME.block_on(future)
-}
-
-/// A vessel handler over the default fleet in memory.
-pub fn vessel_handler() -> vessel_worker::handler::VesselHandler<memory::MemoryStore> {
-    let store = memory::MemoryStore::with(vessel_worker::fleet::default_fleet());
-    // The sweeper never runs within one input: an hour apart.
-    block_on(async {
-        vessel_worker::handler::VesselHandler::new(
-            vessel_worker::booking::Booker::new(store),
-            std::time::Duration::from_secs(3600),
-        )
+/// Runs `input` against a vessel handler over the default fleet in memory, on a
+/// runtime of its own, so that nothing one input starts outlives it.
+pub fn with_vessel_handler<T>(
+    input: impl AsyncFnOnce(&vessel_worker::handler::VesselHandler<memory::MemoryStore>) -> T,
+) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a tokio runtime");
+    runtime.block_on(async {
+        let store = memory::MemoryStore::with(vessel_worker::fleet::default_fleet());
+        // The sweeper never runs within one input: an hour apart.
+        let booker = vessel_worker::booking::Booker::new(store);
+        let handler = vessel_worker::handler::VesselHandler::new(booker, std::time::Duration::from_secs(3600));
+        input(&handler).await
     })
 }

@@ -173,6 +173,31 @@ pub fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Resul
     serde_json::from_slice(bytes).map_err(|error| StoreError::new(format!("decode {what}"), error))
 }
 
+/// Encodes a value to store, as JSON.
+pub fn encode(value: &impl Serialize) -> Bytes {
+    crate::codec::encode(value).into()
+}
+
+/// Creates `key` in `bucket` holding `value` unless the key exists; returns the
+/// value that is stored, and whether this call stored it. Of two racing creates
+/// one wins and both return the winner's value.
+pub async fn create_or_read<T: Serialize + serde::de::DeserializeOwned + Clone>(
+    bucket: &kv::Store,
+    key: &str,
+    value: &T,
+) -> Result<(T, bool), StoreError> {
+    match bucket.create(key, encode(value)).await {
+        Ok(_) => Ok((value.clone(), true)),
+        Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
+            let stored = bucket.get(key).await.map_err(|error| StoreError::new(format!("read {key}"), error))?;
+            let stored =
+                stored.ok_or_else(|| StoreError::new(format!("read {key}"), "it exists and yet cannot be read"))?;
+            Ok((decode(key, &stored)?, false))
+        }
+        Err(error) => Err(StoreError::new(format!("create {key} in {}", bucket.name), error)),
+    }
+}
+
 /// Every value in `bucket` (its subject cut to the key), newest revision of each
 /// key, in key order: the whole bucket in as few round trips as [`direct_batch`]
 /// allows. For buckets that stay small (the fleet, the creates in flight), not for

@@ -4,17 +4,13 @@ use std::time::Duration;
 
 use async_nats::{
     HeaderMap,
-    jetstream::{
-        self,
-        kv::{self, CreateErrorKind},
-    },
+    jetstream::{self, kv},
 };
-use serde::{Serialize, de::DeserializeOwned};
 use shared::{
     model::Consignment,
     store::{
         BatchRequest, CONSIGNMENTS_BUCKET, CREATES_BUCKET, EVENTS_STREAM, IDEMPOTENCY_BUCKET, MAX_BATCH, StoreConfig,
-        StoreError, decode, direct_batch, key_value, kv_stream, kv_subject, read_bucket,
+        StoreError, create_or_read, decode, direct_batch, encode, key_value, kv_stream, kv_subject, read_bucket,
     },
     subjects::consignment::{CREATED_EVENT, IDEMPOTENCY_HEADER},
 };
@@ -87,28 +83,6 @@ impl JetStreamStore {
         )
         .await?;
         Ok(Self { client, js, consignments, creates, keys })
-    }
-}
-
-fn encode(value: &impl Serialize) -> bytes::Bytes {
-    shared::codec::encode(value).into()
-}
-
-/// Creates `key` in `bucket` unless it exists; returns the value that is stored.
-async fn create_or_read<T: Serialize + DeserializeOwned + Clone>(
-    bucket: &kv::Store,
-    key: &str,
-    value: &T,
-) -> Result<(T, bool), StoreError> {
-    match bucket.create(key, encode(value)).await {
-        Ok(_) => Ok((value.clone(), true)),
-        Err(error) if error.kind() == CreateErrorKind::AlreadyExists => {
-            let stored = bucket.get(key).await.map_err(|error| StoreError::new(format!("read {key}"), error))?;
-            let stored =
-                stored.ok_or_else(|| StoreError::new(format!("read {key}"), "it exists and yet cannot be read"))?;
-            Ok((decode(key, &stored)?, false))
-        }
-        Err(error) => Err(StoreError::new(format!("create {key} in {}", bucket.name), error)),
     }
 }
 

@@ -6,8 +6,9 @@ use async_nats::jetstream::{
     self,
     kv::{self, CreateErrorKind, UpdateErrorKind},
 };
-use serde::Serialize;
-use shared::store::{BOOKINGS_BUCKET, StoreConfig, StoreError, VESSELS_BUCKET, decode, key_value, read_bucket};
+use shared::store::{
+    BOOKINGS_BUCKET, StoreConfig, StoreError, VESSELS_BUCKET, create_or_read, decode, encode, key_value, read_bucket,
+};
 use tracing::instrument;
 
 use super::{Versioned, VesselStore};
@@ -33,10 +34,6 @@ impl JetStreamStore {
         let bookings = key_value(&js, config.bucket(BOOKINGS_BUCKET, "shippy bookings, by consignment id")).await?;
         Ok(Self { client, vessels, bookings })
     }
-}
-
-fn encode(value: &impl Serialize) -> bytes::Bytes {
-    shared::codec::encode(value).into()
 }
 
 impl VesselStore for JetStreamStore {
@@ -93,14 +90,6 @@ impl VesselStore for JetStreamStore {
 
     #[instrument(skip(self, booking), err)]
     async fn record_booking(&self, consignment: &str, booking: &Booking) -> Result<Booking, StoreError> {
-        match self.bookings.create(consignment, encode(booking)).await {
-            Ok(_) => Ok(booking.clone()),
-            Err(error) if error.kind() == CreateErrorKind::AlreadyExists => {
-                self.booking(consignment).await?.ok_or_else(|| {
-                    StoreError::new(format!("read booking {consignment}"), "it exists and yet cannot be read")
-                })
-            }
-            Err(error) => Err(StoreError::new(format!("record booking {consignment}"), error)),
-        }
+        Ok(create_or_read(&self.bookings, consignment, booking).await?.0)
     }
 }
