@@ -178,6 +178,13 @@ pub fn encode(value: &impl Serialize) -> Bytes {
     crate::codec::encode(value).into()
 }
 
+/// The value of `key` in `bucket`, decoded; `None` if there is none.
+pub async fn read<T: serde::de::DeserializeOwned>(bucket: &kv::Store, key: &str) -> Result<Option<T>, StoreError> {
+    let value =
+        bucket.get(key).await.map_err(|error| StoreError::new(format!("read {key} in {}", bucket.name), error))?;
+    value.map(|bytes| decode(key, &bytes)).transpose()
+}
+
 /// Creates `key` in `bucket` holding `value` unless the key exists; returns the
 /// value that is stored, and whether this call stored it. Of two racing creates
 /// one wins and both return the winner's value.
@@ -189,10 +196,11 @@ pub async fn create_or_read<T: Serialize + serde::de::DeserializeOwned + Clone>(
     match bucket.create(key, encode(value)).await {
         Ok(_) => Ok((value.clone(), true)),
         Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
-            let stored = bucket.get(key).await.map_err(|error| StoreError::new(format!("read {key}"), error))?;
-            let stored =
-                stored.ok_or_else(|| StoreError::new(format!("read {key}"), "it exists and yet cannot be read"))?;
-            Ok((decode(key, &stored)?, false))
+            let stored = read(bucket, key).await?;
+            Ok((
+                stored.ok_or_else(|| StoreError::new(format!("read {key}"), "it exists and yet cannot be read"))?,
+                false,
+            ))
         }
         Err(error) => Err(StoreError::new(format!("create {key} in {}", bucket.name), error)),
     }

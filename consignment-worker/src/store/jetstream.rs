@@ -10,7 +10,7 @@ use shared::{
     model::Consignment,
     store::{
         BatchRequest, CONSIGNMENTS_BUCKET, CREATES_BUCKET, EVENTS_STREAM, IDEMPOTENCY_BUCKET, MAX_BATCH, StoreConfig,
-        StoreError, create_or_read, decode, direct_batch, encode, key_value, kv_stream, kv_subject, read_bucket,
+        StoreError, create_or_read, decode, direct_batch, encode, key_value, kv_stream, kv_subject, read, read_bucket,
     },
     subjects::consignment::{CREATED_EVENT, IDEMPOTENCY_HEADER},
 };
@@ -94,12 +94,7 @@ impl ConsignmentStore for JetStreamStore {
 
     #[instrument(skip(self), err)]
     async fn consignment(&self, id: &str) -> Result<Option<Consignment>, StoreError> {
-        let value = self
-            .consignments
-            .get(id)
-            .await
-            .map_err(|error| StoreError::new(format!("read consignment {id}"), error))?;
-        value.map(|bytes| decode(id, &bytes)).transpose()
+        read(&self.consignments, id).await
     }
 
     #[instrument(skip_all, fields(consignment = %consignment.id), err)]

@@ -7,7 +7,8 @@ use async_nats::jetstream::{
     kv::{self, CreateErrorKind, UpdateErrorKind},
 };
 use shared::store::{
-    BOOKINGS_BUCKET, StoreConfig, StoreError, VESSELS_BUCKET, create_or_read, decode, encode, key_value, read_bucket,
+    BOOKINGS_BUCKET, StoreConfig, StoreError, VESSELS_BUCKET, create_or_read, decode, encode, key_value, read,
+    read_bucket,
 };
 use tracing::instrument;
 
@@ -80,12 +81,7 @@ impl VesselStore for JetStreamStore {
 
     #[instrument(skip(self), err)]
     async fn booking(&self, consignment: &str) -> Result<Option<Booking>, StoreError> {
-        let value = self
-            .bookings
-            .get(consignment)
-            .await
-            .map_err(|error| StoreError::new(format!("read booking {consignment}"), error))?;
-        value.map(|bytes| decode(consignment, &bytes)).transpose()
+        read(&self.bookings, consignment).await
     }
 
     #[instrument(skip(self, booking), err)]
