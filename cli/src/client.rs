@@ -62,14 +62,14 @@ impl Services {
         headers.insert(consignment::IDEMPOTENCY_HEADER, key);
         let mut attempt = 0;
         loop {
-            let request = async_nats::Request::new()
-                .payload(encode(new).into())
-                .headers(headers.clone())
-                .timeout(Some(self.timeout));
-            let result = match self.nats.send_request(consignment::CREATE, request).await {
-                Ok(reply) => shared::client::decode_reply(consignment::CREATE, &reply),
-                Err(error) => Err(RequestError::from_send(consignment::CREATE, self.timeout, error)),
-            };
+            let result = shared::client::request_with_headers(
+                &self.nats,
+                consignment::CREATE,
+                Some(headers.clone()),
+                encode(new).into(),
+                self.timeout,
+            )
+            .await;
             match result {
                 Err(error) if attempt < retries && passing(&error) => attempt += 1,
                 other => return other,

@@ -8,7 +8,7 @@ use futures::{StreamExt as _, TryStreamExt as _, stream::FuturesUnordered};
 use serde_json::{Value, json};
 use shared::{
     ErrorCode,
-    client::{RequestError, decode_reply, request},
+    client::{RequestError, decode_reply, request, request_with_headers},
     model::{Consignment, ConsignmentList, CreatedConsignment, ListConsignments, Load, VesselList},
     store::{CONSIGNMENTS_BUCKET, CREATES_BUCKET, EVENTS_STREAM, kv_stream},
     subjects::{consignment, vessel},
@@ -49,16 +49,23 @@ async fn consignment_process(nats: &Nats) -> Process {
     Process::start("consignment-worker", env!("CARGO_BIN_EXE_consignment-worker"), &env, "service ready").await
 }
 
-async fn create(client: &Client, key: Option<&str>) -> Result<CreatedConsignment, RequestError> {
-    let mut headers = HeaderMap::new();
-    if let Some(key) = key {
+/// Creates `body` with idempotency key `key`, if given.
+async fn create_with<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    key: Option<&str>,
+    body: String,
+) -> Result<T, RequestError> {
+    let headers = key.map(|key| {
+        let mut headers = HeaderMap::new();
         headers.insert(consignment::IDEMPOTENCY_HEADER, key);
-    }
-    let reply = async_nats::Request::new().payload(SEED.into()).headers(headers).timeout(Some(TIMEOUT));
-    match client.send_request(consignment::CREATE, reply).await {
-        Ok(reply) => decode_reply(consignment::CREATE, &reply),
-        Err(error) => Err(RequestError::Transport { subject: consignment::CREATE.into(), source: error }),
-    }
+        headers
+    });
+    request_with_headers(client, consignment::CREATE, headers, body.into(), TIMEOUT).await
+}
+
+/// Creates the seed consignment with idempotency key `key`, if given.
+async fn create(client: &Client, key: Option<&str>) -> Result<CreatedConsignment, RequestError> {
+    create_with(client, key, SEED.to_owned()).await
 }
 
 /// [`create`], sent again while no worker has subscribed yet (a reply of "no
@@ -68,11 +75,7 @@ async fn create_when_served(client: &Client) -> CreatedConsignment {
     let served = async {
         loop {
             match create(client, None).await {
-                Err(RequestError::Transport { source, .. })
-                    if source.kind() == async_nats::RequestErrorKind::NoResponders =>
-                {
-                    tokio::task::yield_now().await;
-                }
+                Err(RequestError::NoResponders { .. }) => tokio::task::yield_now().await,
                 other => return other.expect("created"),
             }
         }
@@ -261,18 +264,7 @@ async fn the_same_key_ten_times_on_two_instances_creates_one_consignment() {
     // The key names that consignment; reusing it for another one is refused.
     let mut other: Value = serde_json::from_str(SEED).unwrap();
     other["weight"] = json!(1);
-    let reply = client
-        .send_request(
-            consignment::CREATE,
-            async_nats::Request::new().payload(other.to_string().into()).headers({
-                let mut headers = HeaderMap::new();
-                headers.insert(consignment::IDEMPOTENCY_HEADER, "order-42");
-                headers
-            }),
-        )
-        .await
-        .unwrap();
-    let error = testkit::service_error(decode_reply::<Value>(consignment::CREATE, &reply));
+    let error = testkit::service_error(create_with::<Value>(&client, Some("order-42"), other.to_string()).await);
     assert_eq!(error.code, ErrorCode::Conflict);
 
     for worker in workers {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use async_nats::{Client, Message, RequestErrorKind};
+use async_nats::{Client, HeaderMap, Message, RequestErrorKind};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
@@ -44,7 +44,21 @@ pub async fn request<T: DeserializeOwned>(
     payload: Bytes,
     timeout: Duration,
 ) -> Result<T, RequestError> {
-    let request = async_nats::Request::new().payload(payload).timeout(Some(timeout));
+    request_with_headers(client, subject, None, payload, timeout).await
+}
+
+/// [`request`], carrying `headers` (such as `Nats-Msg-Id`) if given.
+pub async fn request_with_headers<T: DeserializeOwned>(
+    client: &Client,
+    subject: &str,
+    headers: Option<HeaderMap>,
+    payload: Bytes,
+    timeout: Duration,
+) -> Result<T, RequestError> {
+    let mut request = async_nats::Request::new().payload(payload).timeout(Some(timeout));
+    if let Some(headers) = headers {
+        request = request.headers(headers);
+    }
     let reply = client
         .send_request(subject.to_owned(), request)
         .await
