@@ -12,37 +12,18 @@
 //!     cargo test -p shared --test handler_panic -- --include-ignored
 //! ```
 
-use std::{num::NonZeroUsize, process::Stdio, time::Duration};
+mod probe;
+
+use std::{process::Stdio, time::Duration};
 
 use async_nats::Client;
-use bytes::Bytes;
-use shared::{
-    ErrorCode, ServiceError,
-    client::request,
-    service::{Handler, Service, ServiceSpec},
-};
+use shared::{ErrorCode, ServiceError, client::request, service::Service};
 use testkit::{Nats, service_error};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 /// Environment variable naming the release build of `src/bin/panic_probe.rs`.
 const PROBE_ENV: &str = "SHIPPY_PANIC_PROBE";
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Panics on `probe.panic`, echoes anything else (as `src/bin/panic_probe.rs` does).
-#[derive(Debug)]
-struct Probe;
-
-impl Handler for Probe {
-    async fn handle(
-        &self,
-        subject: &str,
-        _headers: Option<&async_nats::HeaderMap>,
-        payload: Bytes,
-    ) -> Result<Vec<u8>, ServiceError> {
-        assert!(subject != "probe.panic", "the probe panics on request");
-        Ok(payload.to_vec())
-    }
-}
 
 /// Three panics, each answered with a 500, and an echo after each.
 async fn panics_cost_one_request_each(client: &Client) {
@@ -58,17 +39,8 @@ async fn panics_cost_one_request_each(client: &Client) {
 #[tokio::test]
 async fn handler_panic_is_a_500_and_the_service_keeps_serving() {
     let nats = Nats::start().await;
-    let spec = ServiceSpec {
-        name: "probe",
-        version: "0.1.0",
-        description: "Panics on request",
-        queue_group: "probe",
-        endpoints: &["panic", "echo"],
-        max_request_bytes: 1024,
-        max_in_flight: NonZeroUsize::MIN,
-    };
     let client = async_nats::connect(nats.url()).await.unwrap();
-    let worker = testkit::serve(Service::start(client.clone(), spec, Probe).await.unwrap());
+    let worker = testkit::serve(Service::start(client.clone(), probe::spec(), probe::Probe).await.unwrap());
     panics_cost_one_request_each(&client).await;
     worker.stop().await.unwrap();
 }

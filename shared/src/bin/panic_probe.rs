@@ -8,44 +8,16 @@
 //! reuses the workers' release dependencies:
 //! `cargo build --release -p shared --features panic-probe --bin panic_probe`.
 
-use std::num::NonZeroUsize;
+#[path = "../../tests/probe/mod.rs"]
+mod probe;
 
-use bytes::Bytes;
-use shared::{
-    ServiceError,
-    service::{Handler, Service, ServiceSpec},
-};
-
-/// Panics on `probe.panic`, echoes anything else.
-#[derive(Debug)]
-struct Probe;
-
-impl Handler for Probe {
-    async fn handle(
-        &self,
-        subject: &str,
-        _headers: Option<&async_nats::HeaderMap>,
-        payload: Bytes,
-    ) -> Result<Vec<u8>, ServiceError> {
-        assert!(subject != "probe.panic", "the probe panics on request");
-        Ok(payload.to_vec())
-    }
-}
+use shared::service::Service;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var(shared::nats::URL_ENV).unwrap_or_else(|_| shared::nats::DEFAULT_URL.to_owned());
     let client = async_nats::connect(url).await?;
-    let spec = ServiceSpec {
-        name: "probe",
-        version: "0.1.0",
-        description: "Panics on request",
-        queue_group: "probe",
-        endpoints: &["panic", "echo"],
-        max_request_bytes: 1024,
-        max_in_flight: NonZeroUsize::MIN,
-    };
-    let service = Service::start(client, spec, Probe).await?;
+    let service = Service::start(client, probe::spec(), probe::Probe).await?;
     println!("ready");
     service.serve(std::future::pending()).await?;
     Ok(())
