@@ -165,14 +165,23 @@ impl Process {
     /// # Panics
     /// If it cannot be started, or exits or takes longer than [`GUARD`] before it is ready.
     pub async fn start(name: &str, program: &str, env: &[(&str, &str)], ready: &str) -> Self {
-        use tokio::io::AsyncBufReadExt as _;
-
-        let mut child = tokio::process::Command::new(program)
+        let child = tokio::process::Command::new(program)
             .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|error| panic!("start {name}: {error}"));
+        Self::adopt(name, child, ready).await
+    }
+
+    /// Takes over `child`, spawned with its stderr piped (for a test that spawns it
+    /// itself, say with a signal mask of its own), and waits until it logs `ready`.
+    ///
+    /// # Panics
+    /// If its stderr is not piped, or it exits or takes longer than [`GUARD`] before it is ready.
+    pub async fn adopt(name: &str, mut child: tokio::process::Child, ready: &str) -> Self {
+        use tokio::io::AsyncBufReadExt as _;
+
         let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr piped")).lines();
         let (kept, watched) = tokio::sync::watch::channel(Vec::new());
         let prefix = name.to_owned();
@@ -212,12 +221,29 @@ impl Process {
     ///
     /// # Panics
     /// If the signal cannot be sent or it does not exit within [`GUARD`].
-    pub async fn terminate(mut self) -> bool {
+    pub async fn terminate(self) -> bool {
+        self.send_sigterm().await;
+        self.exit_status().await.success()
+    }
+
+    /// Sends SIGTERM (as `docker stop` does) without waiting for anything.
+    ///
+    /// # Panics
+    /// If it has exited, or the signal cannot be sent.
+    pub async fn send_sigterm(&self) {
         let pid = self.child.id().expect("still running").to_string();
         let sent = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await;
         assert!(sent.is_ok_and(|status| status.success()), "send SIGTERM to {}", self.name);
-        let status = tokio::time::timeout(GUARD, self.child.wait()).await.expect("exits after SIGTERM");
+    }
+
+    /// Waits for it to exit, with the rest of its log echoed.
+    ///
+    /// # Panics
+    /// If it does not exit within [`GUARD`].
+    pub async fn exit_status(mut self) -> std::process::ExitStatus {
+        let exited = tokio::time::timeout(GUARD, self.child.wait()).await;
+        let status = exited.unwrap_or_else(|_| panic!("{} still running after {GUARD:?}", self.name));
         let _ = self.log.await;
-        status.is_ok_and(|status| status.success())
+        status.unwrap_or_else(|error| panic!("wait for {}: {error}", self.name))
     }
 }
