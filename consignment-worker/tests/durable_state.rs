@@ -83,6 +83,28 @@ async fn create_when_served(client: &Client) -> CreatedConsignment {
     tokio::time::timeout(GUARD, served).await.expect("a worker serves consignment.create")
 }
 
+/// Every page of `consignment.list`, `limit` at a time, checking that no reply is
+/// larger than the server's `max_payload` and no page longer than `limit`.
+async fn pages_within_max_payload(client: &Client, limit: u32) -> Vec<ConsignmentList> {
+    let max_payload = client.server_info().max_payload;
+    let mut query = ListConsignments { limit: Some(limit), ..ListConsignments::default() };
+    let mut pages = Vec::new();
+    loop {
+        // Replies of up to 8 MB through a debug build: more time than the default 10 s.
+        let ask = async_nats::Request::new().payload(serde_json::to_vec(&query).unwrap().into()).timeout(Some(GUARD));
+        let reply = client.send_request(consignment::LIST, ask).await.unwrap();
+        assert!(reply.payload.len() <= max_payload, "a reply of {} bytes over {max_payload}", reply.payload.len());
+        let page: ConsignmentList = decode_reply(consignment::LIST, &reply).unwrap();
+        assert!(page.consignments.len() <= limit as usize);
+        query.cursor.clone_from(&page.next);
+        let last = page.next.is_none();
+        pages.push(page);
+        if last {
+            return pages;
+        }
+    }
+}
+
 /// Every stored consignment, following the pages.
 async fn list_all(client: &Client, query: ListConsignments) -> Vec<Consignment> {
     let mut all = Vec::new();
@@ -390,21 +412,10 @@ async fn a_hundred_thousand_consignments_page_through_completely() {
     let seed: Value = serde_json::from_str(SEED).unwrap();
     seed_consignments(&client, STORED, &seed).await;
 
-    let max_payload = client.server_info().max_payload;
     let mut listed = std::collections::HashSet::new();
-    let mut query = ListConsignments { limit: Some(1_000), ..ListConsignments::default() };
-    loop {
-        let body = serde_json::to_vec(&query).unwrap();
-        let reply = client.request(consignment::LIST, body.into()).await.unwrap();
-        assert!(reply.payload.len() <= max_payload, "a reply of {} bytes", reply.payload.len());
-        let page: ConsignmentList = decode_reply(consignment::LIST, &reply).unwrap();
-        assert!(page.consignments.len() <= 1_000);
+    for page in pages_within_max_payload(&client, 1_000).await {
         for consignment in page.consignments {
             assert!(listed.insert(consignment.id), "listed once");
-        }
-        match page.next {
-            Some(next) => query.cursor = Some(next),
-            None => break,
         }
     }
     assert_eq!(listed.len(), STORED);
@@ -426,24 +437,10 @@ async fn pages_of_large_consignments_stay_within_max_payload() {
     seed["description"] = json!("x".repeat(16 * 1024));
     seed_consignments(&client, 1_000, &seed).await;
 
-    let max_payload = client.server_info().max_payload;
-    let (mut listed, mut pages) = (0, 0);
-    let mut query = ListConsignments { limit: Some(1_000), ..ListConsignments::default() };
-    loop {
-        // Replies of up to 8 MB through a debug build: more time than the default 10 s.
-        let ask = async_nats::Request::new().payload(serde_json::to_vec(&query).unwrap().into()).timeout(Some(GUARD));
-        let reply = client.send_request(consignment::LIST, ask).await.unwrap();
-        assert!(reply.payload.len() <= max_payload, "a reply of {} bytes over {max_payload}", reply.payload.len());
-        let page: ConsignmentList = decode_reply(consignment::LIST, &reply).unwrap();
-        listed += page.consignments.len();
-        pages += 1;
-        match page.next {
-            Some(next) => query.cursor = Some(next),
-            None => break,
-        }
-    }
+    let pages = pages_within_max_payload(&client, 1_000).await;
+    let listed: usize = pages.iter().map(|page| page.consignments.len()).sum();
     assert_eq!(listed, 1_000);
-    assert!(pages >= 2, "the byte limit split the list");
+    assert!(pages.len() >= 2, "the byte limit split the list");
 
     worker.stop().await.unwrap();
 }
