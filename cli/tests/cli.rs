@@ -103,7 +103,7 @@ async fn failures_exit_non_zero_with_a_one_line_reason() {
     // A consignment service that takes requests and never answers.
     let client = async_nats::connect(nats.url()).await.unwrap();
     let _silent = client.subscribe(shared::subjects::consignment::LIST).await.unwrap();
-    client.flush().await.unwrap();
+    shared::nats::round_trip(&client).await.unwrap();
     let slow = failure(&shippy(nats.url(), &["--timeout-ms", "300", "list"]).await);
     assert_eq!(slow, "shippy: consignment.list did not answer within 300ms");
 

@@ -43,7 +43,7 @@ async fn create_books_a_vessel_stores_and_announces_the_consignment() {
     let consignments = spawn_consignment_worker(consignment_worker::Config::new(nats.url())).await;
     let client = async_nats::connect(nats.url()).await.unwrap();
     let mut events = client.subscribe(consignment::CREATED_EVENT).await.unwrap();
-    client.flush().await.unwrap();
+    shared::nats::round_trip(&client).await.unwrap();
 
     let created = create(&client, SEED).await.unwrap();
     assert!(created.created);
@@ -103,7 +103,7 @@ async fn no_more_than_max_in_flight_requests_are_handled_at_once() {
     let client = async_nats::connect(nats.url()).await.unwrap();
     // This test stands in for the vessel service and holds the lookups it gets.
     let mut lookups = client.subscribe(shared::subjects::vessel::FIND_AVAILABLE).await.unwrap();
-    client.flush().await.unwrap();
+    shared::nats::round_trip(&client).await.unwrap();
     let mut config = consignment_worker::Config::new(nats.url());
     config.worker.max_in_flight = std::num::NonZeroUsize::new(2).unwrap();
     let consignments = spawn_consignment_worker(config).await;

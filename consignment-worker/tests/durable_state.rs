@@ -68,21 +68,6 @@ async fn create(client: &Client, key: Option<&str>) -> Result<CreatedConsignment
     create_with(client, key, SEED.to_owned()).await
 }
 
-/// [`create`], sent again while no worker has subscribed yet (a reply of "no
-/// responders" means no worker got the request, so sending it again is safe), for
-/// at most [`GUARD`]: the first create after a worker process starts.
-async fn create_when_served(client: &Client) -> CreatedConsignment {
-    let served = async {
-        loop {
-            match create(client, None).await {
-                Err(RequestError::NoResponders { .. }) => tokio::task::yield_now().await,
-                other => return other.expect("created"),
-            }
-        }
-    };
-    tokio::time::timeout(GUARD, served).await.expect("a worker serves consignment.create")
-}
-
 /// Every page of `consignment.list`, `limit` at a time, checking that no reply is
 /// larger than the server's `max_payload` and no page longer than `limit`.
 async fn pages_within_max_payload(client: &Client, limit: u32) -> Vec<ConsignmentList> {
@@ -302,13 +287,13 @@ async fn consignments_and_bookings_survive_sigterm_sigkill_and_a_nats_restart() 
 
     let worker = consignment_process(&nats).await;
     for _ in 0..3 {
-        create_when_served(&client).await;
+        create(&client, None).await.unwrap();
     }
     assert!(worker.terminate().await, "exits 0 on SIGTERM");
     let worker = consignment_process(&nats).await;
     assert_eq!(list_all(&client, ListConsignments::default()).await.len(), 3, "after SIGTERM");
 
-    create_when_served(&client).await;
+    create(&client, None).await.unwrap();
     worker.kill().await;
     let worker = consignment_process(&nats).await;
     assert_eq!(list_all(&client, ListConsignments::default()).await.len(), 4, "after SIGKILL");
@@ -452,7 +437,7 @@ async fn recovery_finishes_a_create_whose_worker_died_with_no_retry_even_after_n
     // This test stands in for the vessel service, so that it holds the booking
     // request while the worker dies.
     let mut lookups = client.queue_subscribe(vessel::FIND_AVAILABLE, vessel::QUEUE_GROUP.into()).await.unwrap();
-    client.flush().await.unwrap();
+    shared::nats::round_trip(&client).await.unwrap();
     let worker = consignment_process(&nats).await;
 
     let pending = tokio::spawn({
@@ -467,7 +452,7 @@ async fn recovery_finishes_a_create_whose_worker_died_with_no_retry_even_after_n
     // No vessel service while a new instance recovers: the booking may exist (this
     // test could have made it), so the create must stay in flight, not be abandoned.
     lookups.unsubscribe().await.unwrap();
-    client.flush().await.unwrap();
+    shared::nats::round_trip(&client).await.unwrap();
     let mut worker = consignment_process(&nats).await;
     worker.wait_for_log("interrupted create not finished").await;
     let js = jetstream::new(client.clone());
@@ -476,7 +461,7 @@ async fn recovery_finishes_a_create_whose_worker_died_with_no_retry_even_after_n
 
     // Once the vessel service is back, recovery books it again, for the same consignment.
     let mut lookups = client.queue_subscribe(vessel::FIND_AVAILABLE, vessel::QUEUE_GROUP.into()).await.unwrap();
-    client.flush().await.unwrap();
+    shared::nats::round_trip(&client).await.unwrap();
     let retried = tokio::time::timeout(GUARD, lookups.next()).await.expect("recovery asks again").unwrap();
     let again: shared::model::Specification = serde_json::from_slice(&retried.payload).unwrap();
     assert_eq!(again.consignment_id.as_deref(), Some(id.as_str()));

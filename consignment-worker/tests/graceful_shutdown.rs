@@ -56,7 +56,7 @@ async fn sigterm_with_requests_in_flight_loses_none() {
     // This test stands in for the vessel service, holding every lookup until told otherwise,
     // so that the creates are provably in flight when the signal arrives.
     let mut lookups = client.queue_subscribe(vessel::FIND_AVAILABLE, vessel::QUEUE_GROUP.into()).await.unwrap();
-    client.flush().await.unwrap();
+    shared::nats::round_trip(&client).await.unwrap();
     let mut worker = start_worker(&nats, false).await;
 
     let creates: Vec<_> = (0..IN_FLIGHT)

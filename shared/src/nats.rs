@@ -24,3 +24,31 @@ pub async fn connect_worker(url: &str, name: &str) -> Result<Client, ConnectErro
 pub async fn connect_client(url: &str, name: &str, timeout: Duration) -> Result<Client, ConnectError> {
     async_nats::ConnectOptions::new().name(name).connection_timeout(timeout).connect(url).await
 }
+
+/// Why [`round_trip`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RoundTripError {
+    #[error("could not subscribe: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
+    #[error("could not publish: {0}")]
+    Publish(#[from] async_nats::PublishError),
+    #[error("the connection closed")]
+    Closed,
+}
+
+/// Returns once the server has processed everything this client sent before the
+/// call, subscriptions included: a message to a fresh inbox of our own comes back
+/// only after the server has handled what preceded it on the connection.
+///
+/// `Client::flush` is not that: in async-nats 0.51 it writes the buffered
+/// protocol to the socket and returns, without waiting for the server.
+pub async fn round_trip(client: &Client) -> Result<(), RoundTripError> {
+    use futures::StreamExt as _;
+
+    let inbox = client.new_inbox();
+    let mut echo = client.subscribe(inbox.clone()).await?;
+    client.publish(inbox, bytes::Bytes::new()).await?;
+    echo.next().await.ok_or(RoundTripError::Closed)?;
+    // Dropping the subscriber unsubscribes it.
+    Ok(())
+}

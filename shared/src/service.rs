@@ -60,7 +60,13 @@ pub enum Error {
         #[source]
         source: async_nats::SubscribeError,
     },
-    #[error("could not flush the subscriptions of the {name} service: {source}")]
+    #[error("the server did not confirm the subscriptions of the {name} service: {source}")]
+    Ready {
+        name: &'static str,
+        #[source]
+        source: crate::nats::RoundTripError,
+    },
+    #[error("could not flush the replies of the {name} service: {source}")]
     Flush {
         name: &'static str,
         #[source]
@@ -96,7 +102,8 @@ impl<H: Handler> Service<H> {
         let registry = Arc::new(Registry::new(&spec));
         let requests = Endpoints::subscribe(&client, &registry).await.map_err(start_error)?;
         let verbs = micro::answer_verbs(&client, Arc::clone(&registry)).await.map_err(start_error)?;
-        client.flush().await.map_err(|source| Error::Flush { name: spec.name, source })?;
+        // The server has the subscriptions once a round trip through it is done.
+        crate::nats::round_trip(&client).await.map_err(|source| Error::Ready { name: spec.name, source })?;
         tracing::info!(service = spec.name, queue_group = spec.queue_group, endpoints = ?spec.endpoints, "service ready");
         let responder = Arc::new(Responder {
             handler,

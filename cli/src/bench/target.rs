@@ -99,8 +99,8 @@ impl Echo {
         let run = uuid::Uuid::new_v4().simple().to_string();
         let subject = format!("_SHIPPY.bench.echo.{}", &run[..8]);
         let mut requests = nats.subscribe(subject.clone()).await.context("cannot subscribe the echo responder")?;
-        // Once the server has answered the flush, it knows the subscription.
-        nats.flush().await.context("cannot subscribe the echo responder")?;
+        // Once a round trip through the server is done, it knows the subscription.
+        shared::nats::round_trip(&nats).await.context("cannot subscribe the echo responder")?;
         let body = Bytes::from(encode(&VesselReply {
             vessel: Vessel {
                 id: "vessel001".to_owned(),
