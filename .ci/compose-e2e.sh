@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end test of the whole system under docker compose, as a user runs it:
-# build the images, bring the stack up, create consignments through the CLI
-# container and through a plain NATS client on the host, scale the vessel worker
-# to three and show all three answering, stop one and show creates still succeed.
+# build the images, bring the stack up (with its NATS logins made on first start),
+# create consignments through the CLI container and through a plain NATS client on
+# the host logged in as a client, list the services as the monitor, scale the vessel
+# worker to three and show all three answering, stop one and show creates still
+# succeed, restart a worker and NATS, then switch TLS on with its one setting.
 # Everything is torn down at the end, failed or not.
 #
 # Uses whatever images the environment selects (NATS_IMAGE, SHIPPY_DOCKERFILE):
@@ -40,6 +42,7 @@ teardown() {
         compose logs --no-color --tail 50 || true
     fi
     compose down --volumes --remove-orphans >/dev/null 2>&1 || true
+    rm -rf "$keys"
     exit "$status"
 }
 trap teardown EXIT
@@ -47,8 +50,13 @@ trap teardown EXIT
 step "plain NATS client (nats-py) for the host"
 venv=".offline/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check "nats-py==2.16.0"
-probe() { "$venv/bin/python" .ci/nats_probe.py "$@"; }
+"$venv/bin/pip" install --quiet --disable-pip-version-check "nats-py==2.16.0" "nkeys==0.2.1"
+# The host's keys, copied out of the nats-auth container once it has made them.
+keys="$(mktemp -d)"
+# As a client (`nats req`), as the monitor (`nats micro ls`), and with no login at all.
+probe() { NATS_NKEY="$keys/client" NATS_INBOX_PREFIX=_INBOX_client "$venv/bin/python" .ci/nats_probe.py "$@"; }
+monitor() { NATS_NKEY="$keys/monitor" NATS_INBOX_PREFIX=_INBOX_monitor "$venv/bin/python" .ci/nats_probe.py "$@"; }
+anonymous() { "$venv/bin/python" .ci/nats_probe.py refused; }
 
 step "build images"
 compose build
@@ -62,10 +70,14 @@ for image in "${NATS_IMAGE:-nats:2.12}" "shippy/vessel-worker:$tag" "shippy/cons
     esac
 done
 
-step "docker compose up"
+step "docker compose up: keys made on first start, no anonymous login"
 compose up -d nats vessel-worker consignment-worker
-probe instances vessel 1
-probe instances consignment 1
+auth_container="$(compose ps -aq nats-auth | sed -n 1p)"
+compose logs --no-color nats-auth
+for role in client monitor; do docker cp "$auth_container:/auth/$role/nkey" "$keys/$role"; done
+anonymous
+monitor instances vessel 1
+monitor instances consignment 1
 
 step "add a vessel with room for every create of this test"
 probe req vessel.create '{"id":"vessel003","name":"Ever Given","capacity":20000,"max_weight":200000000}' | expect '"created":true'
@@ -89,9 +101,9 @@ done
 
 step "scale vessel-worker to 3: all three answer"
 compose up -d --no-recreate --scale vessel-worker=3 vessel-worker
-probe instances vessel 3
+monitor instances vessel 3
 probe req vessel.find_available '{"capacity":1,"max_weight":1}' --repeat 90 >/dev/null
-probe served vessel vessel.find_available 3
+monitor served vessel vessel.find_available 3
 
 step "stop one vessel-worker: it exits cleanly and creates still succeed"
 # sed reads all of it: with head, `compose ps` could die of SIGPIPE under pipefail.
@@ -124,5 +136,19 @@ req_when_back consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^23$'
 req_when_back vessel.list '' | expect '"id":"vessel003"'
 req_when_back vessel.list '' | expect '"id":"vessel001","capacity":500,"max_weight":200000,"name":"Boaty McBoatface","available":true,"owner_id":"","booked":\{"containers":9,"weight":165000\}'
 probe req consignment.create "$(cat consignment.json)" | expect "$booked"
+
+step "TLS on, with its one setting: the same stack and data, plain connections refused"
+scripts/tls-certs.sh tls
+export COMPOSE_FILE=docker-compose.yml:docker-compose.tls.yml
+compose up -d nats vessel-worker consignment-worker
+export NATS_URL="tls://127.0.0.1:${NATS_PORT}" NATS_CA=tls/ca.pem
+monitor instances vessel 1
+monitor instances consignment 1
+compose run --rm cli create | expect "$booked"
+req_when_back consignment.create "$(cat consignment.json)" | expect "$booked"
+probe req consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^26$'
+probe tls-required
+NATS_CA= probe refused      # a client that cannot verify the server
+anonymous
 
 step "passed"

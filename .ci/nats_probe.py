@@ -11,12 +11,19 @@ headers, exactly as `nats req` does.
     nats_probe.py poison                          # the requests that used to crash or fool a
                                                   # worker: each must get a JSON error reply
                                                   # with both ADR-32 headers
-NATS_URL picks the server (default nats://localhost:4222).
+    nats_probe.py refused                         # fails unless the server refuses this login
+    nats_probe.py tls-required                    # fails unless a plain-text CONNECT is refused
+
+It logs in the way the `nats` CLI does: NATS_URL picks the server (default
+nats://localhost:4222), NATS_NKEY names an nkey seed file, NATS_INBOX_PREFIX the
+prefix its replies come back on, and NATS_CA the CA that signed the server's TLS
+certificate.
 """
 
 import asyncio
 import json
 import os
+import ssl
 import sys
 import time
 
@@ -99,8 +106,56 @@ async def poison(nc):
         print(f"{subject} {data[:60]!r}: {code} {body['error']['message'][:80]!r}")
 
 
+def options():
+    """Connection options from the environment, as the nats CLI reads it."""
+    options = {"connect_timeout": 5, "max_reconnect_attempts": 0, "allow_reconnect": False}
+    if seed := os.environ.get("NATS_NKEY"):
+        options["nkeys_seed"] = seed
+    if prefix := os.environ.get("NATS_INBOX_PREFIX"):
+        options["inbox_prefix"] = prefix.encode()
+    if ca := os.environ.get("NATS_CA"):
+        options["tls"] = ssl.create_default_context(cafile=ca)
+    return options
+
+
+async def refused():
+    errors = []
+
+    async def error_cb(error):
+        errors.append(error)
+
+    try:
+        nc = await nats.connect(URL, error_cb=error_cb, **options())
+    except Exception as error:  # noqa: BLE001 - any refusal is what we want
+        print(f"refused: {error!r}")
+        return
+    await nc.close()
+    sys.exit(f"the server accepted this login ({URL})")
+
+
+async def tls_required():
+    """Speaks the protocol in plain text, as a client without TLS would."""
+    from urllib.parse import urlsplit
+
+    server = urlsplit(URL.split(",")[0])
+    reader, writer = await asyncio.open_connection(server.hostname, server.port or 4222)
+    info = json.loads((await reader.readline()).decode().removeprefix("INFO "))
+    writer.write(b'CONNECT {"verbose":false}\r\nPING\r\n')
+    await writer.drain()
+    answer = (await asyncio.wait_for(reader.read(), 5)).decode(errors="replace").strip()
+    writer.close()
+    print(f"tls_required={info.get('tls_required')}; a plain CONNECT got: {answer or 'the connection closed'}")
+    # A server that took it would answer PING with PONG (or an error about the login).
+    if not info.get("tls_required") or "PONG" in answer or "Authorization" in answer:
+        sys.exit("the server took a plain-text connection")
+
+
 async def main(argv):
-    nc = await nats.connect(URL, connect_timeout=5, max_reconnect_attempts=0)
+    if argv == ["refused"]:
+        return await refused()
+    if argv == ["tls-required"]:
+        return await tls_required()
+    nc = await nats.connect(URL, **options())
     try:
         match argv:
             case ["req", subject, data]:

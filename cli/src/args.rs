@@ -18,9 +18,9 @@ use crate::{bench, output::Format};
     after_help = "Examples:\n  shippy create                         # books ./consignment.json onto a vessel\n  shippy list -o json | jq .id\n  shippy bench all --duration 5s\n  NATS_URL=nats://nats:4222 shippy vessels"
 )]
 pub struct Cli {
-    /// NATS server to connect to.
-    #[arg(long, global = true, env = shared::nats::URL_ENV, default_value = shared::nats::DEFAULT_URL)]
-    pub nats_url: String,
+    /// Where NATS is, and the credentials to log in with (as the `nats` CLI reads them).
+    #[command(flatten)]
+    pub nats: shared::nats::NatsConfig,
     /// How long to wait for NATS and for each reply, in milliseconds.
     #[arg(long, global = true, env = "SHIPPY_TIMEOUT_MS", default_value_t = 5_000)]
     pub timeout_ms: u64,
@@ -92,6 +92,9 @@ pub enum Command {
     /// Measure throughput and latency of the services under load, like `nats bench service`.
     #[command(after_help = bench::HELP)]
     Bench(BenchArgs),
+    /// Make the NATS keys of every role (README, "Security"); `docker compose up` runs it.
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  shippy completions bash > /etc/bash_completion.d/shippy\n  shippy completions zsh > \"${fpath[1]}/_shippy\"\n  shippy completions fish > ~/.config/fish/completions/shippy.fish"
@@ -99,6 +102,28 @@ pub enum Command {
     Completions {
         /// The shell to complete for.
         shell: clap_complete::Shell,
+    },
+}
+
+/// `shippy auth`.
+#[derive(Debug, Subcommand)]
+#[command(after_help = "Examples:\n  shippy auth init nats-auth\n  shippy auth init nats-auth --rotate client")]
+pub enum AuthCommand {
+    /// Make an nkey for every role in DIR (a seed file each) and the server's users.conf;
+    /// keys already there are kept.
+    #[command(
+        after_help = "Examples:\n  shippy auth init nats-auth                    # nats-auth/<role>/nkey, nats-auth/server/users.conf\n  shippy auth init nats-auth --rotate client    # a new client key; reload nats-server after"
+    )]
+    Init {
+        /// Where to write the keys.
+        dir: PathBuf,
+        /// Replace these roles' keys (comma-separated or repeated).
+        #[arg(long, value_delimiter = ',')]
+        rotate: Vec<String>,
+        /// Give the role directories and seeds to this user, as UID:GID (for services
+        /// that run as another user than this command).
+        #[arg(long, value_parser = crate::auth::parse_owner)]
+        owner: Option<(u32, u32)>,
     },
 }
 

@@ -14,6 +14,8 @@ use shared::{
     client::RequestError,
     codec::encode,
     model::{CreatedConsignment, NewConsignment},
+    nats::NatsConfig,
+    roles,
     subjects::consignment,
 };
 
@@ -37,11 +39,11 @@ pub struct Services {
 }
 
 impl Services {
-    /// Connects to `url`, failing at once if NATS is not there.
-    pub async fn connect(url: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let nats = shared::nats::connect_client(url, "shippy-cli", timeout)
+    /// Connects as a client, failing at once if NATS is not there.
+    pub async fn connect(config: &NatsConfig, timeout: Duration) -> anyhow::Result<Self> {
+        let nats = shared::nats::connect_client(config, "shippy-cli", roles::CLIENT, timeout)
             .await
-            .with_context(|| format!("cannot reach NATS at {url}"))?;
+            .with_context(|| format!("cannot reach NATS at {}", config.redacted_url()))?;
         Ok(Self { nats, timeout })
     }
 

@@ -14,8 +14,10 @@
 //! | [`input`], [`bulk`] | reading consignments; creating many at once |
 //! | [`bench`] | `shippy bench` |
 //! | [`watch`] | `shippy watch` |
+//! | [`auth`] | `shippy auth init`: the NATS keys of every role |
 
 pub mod args;
+pub mod auth;
 pub mod bench;
 pub mod bulk;
 pub mod client;
@@ -35,7 +37,7 @@ use shared::{
 };
 
 use crate::args::ListArgs;
-pub use crate::args::{Cli, Command};
+pub use crate::args::{AuthCommand, Cli, Command};
 use crate::{client::Services, output::Format};
 
 /// Prints every consignment `args` asks for, page by page: JSON Lines as each page
@@ -68,7 +70,7 @@ async fn list(services: &Services, args: &ListArgs, format: Format, out: &mut im
 /// Runs one command, printing what it produces on `out`.
 pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
     let format = Format::resolve(cli.format());
-    let connect = || Services::connect(&cli.nats_url, cli.timeout());
+    let connect = || Services::connect(&cli.nats, cli.timeout());
     match &cli.command {
         Command::Create(args) => {
             // Read the input first: a mistake in it is reported even with NATS down.
@@ -101,7 +103,11 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             // Refuse what cannot be honoured before reaching for NATS.
             let plan = bench::Plan::new(args)?;
             // A report reads the same in a terminal and in a file: a table unless JSON is asked.
-            bench::run(&connect().await?, &cli.nats_url, &plan, &args.file, cli.format(), out).await?;
+            bench::run(&connect().await?, &cli.nats, &plan, &args.file, cli.format(), out).await?;
+        }
+        Command::Auth(AuthCommand::Init { dir, rotate, owner }) => {
+            let keys = auth::init(dir, rotate, *owner)?;
+            output::keys(out, format, &keys)?;
         }
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "shippy", out);

@@ -115,6 +115,26 @@ pub fn vessels(out: &mut impl Write, format: Format, vessels: &[ListedVessel]) -
     }
 }
 
+/// Prints the keys `shippy auth init` made or kept: a table, or one JSON object a line.
+pub fn keys(out: &mut impl Write, format: Format, keys: &[crate::auth::Key]) -> std::io::Result<()> {
+    const COLUMNS: &[(&str, Kind)] =
+        &[("ROLE", Kind::Text), ("PUBLIC KEY", Kind::Text), ("STATUS", Kind::Text), ("SEED FILE", Kind::Text)];
+    match format {
+        Format::Table => {
+            let rows = keys.iter().map(|key| {
+                vec![
+                    key.role.to_owned(),
+                    key.public_key.clone(),
+                    key.status.to_string(),
+                    key.seed_file.display().to_string(),
+                ]
+            });
+            writeln!(out, "{}", render(&table(COLUMNS, rows)))
+        }
+        Format::Json => json_lines(out, keys),
+    }
+}
+
 /// Prints one vessel: a table of one row, or the reply as pretty JSON.
 pub fn vessel(out: &mut impl Write, format: Format, reply: &shared::model::VesselReply) -> std::io::Result<()> {
     match format {

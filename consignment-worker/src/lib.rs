@@ -84,8 +84,8 @@ pub type ConsignmentService = Service<ConsignmentHandler<JetStreamStore>>;
 
 /// Connects to NATS, opens the store and registers the consignment service; returns once it takes requests.
 pub async fn start(config: &Config) -> anyhow::Result<ConsignmentService> {
-    tracing::info!(nats_url = %config.worker.nats_url, "starting consignment-worker");
-    let client = shared::nats::connect_worker(&config.worker.nats_url, consignment::QUEUE_GROUP).await?;
+    tracing::info!(nats_url = %config.worker.nats.redacted_url(), "starting consignment-worker");
+    let client = shared::nats::connect_worker(&config.worker.nats, shared::roles::CONSIGNMENT_WORKER).await?;
     let windows = Windows {
         idempotency: Duration::from_secs(config.idempotency_window_secs),
         events: Duration::from_secs(config.event_dedup_window_secs),

@@ -11,9 +11,9 @@ pub const DEFAULT_MAX_IN_FLIGHT: NonZeroUsize = NonZeroUsize::new(1024).expect("
 /// into its own `Config`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerConfig {
-    /// NATS server(s) to connect to.
-    #[arg(long, env = crate::nats::URL_ENV, default_value = crate::nats::DEFAULT_URL)]
-    pub nats_url: String,
+    /// Where NATS is, and the credentials to log in with.
+    #[command(flatten)]
+    pub nats: crate::nats::NatsConfig,
     /// Requests larger than this many bytes are refused unread (413).
     #[arg(long, env = "MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
@@ -29,7 +29,7 @@ impl WorkerConfig {
     /// The defaults, connecting to `nats_url`.
     pub fn new(nats_url: impl Into<String>) -> Self {
         Self {
-            nats_url: nats_url.into(),
+            nats: crate::nats::NatsConfig::new(nats_url),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             store: crate::store::StoreConfig::default(),

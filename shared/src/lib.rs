@@ -10,7 +10,7 @@
 //! * [`store`]: the JetStream buckets and stream that hold all state, by name.
 //!
 //! The rest is the edge both workers and the CLI stand on: [`config`] (the settings
-//! every worker shares), [`nats`] (connecting),
+//! every worker shares), [`nats`] (connecting, as one of the [`roles`]),
 //! [`client`] (typed request-reply), [`service`] (serving endpoints as an ADR-32 NATS
 //! micro service with graceful shutdown, [`micro`] answering the ADR-32 discovery
 //! verbs), [`shutdown`] and [`telemetry`].
@@ -23,6 +23,7 @@ pub mod error;
 pub mod micro;
 pub mod model;
 pub mod nats;
+pub mod roles;
 pub mod service;
 pub mod shutdown;
 pub mod store;

@@ -1,28 +1,198 @@
-//! Connecting to NATS.
+//! Connecting to NATS: where, as whom, and over what.
+//!
+//! Every shippy process reads its connection settings the way the `nats` CLI and the
+//! other NATS tools do: `NATS_URL` (credentials in the URL work too), then
+//! `NATS_USER`/`NATS_PASSWORD`, `NATS_CREDS` (a `.creds` file), `NATS_NKEY` (a seed
+//! file), and `NATS_CA` (with `NATS_CERT`/`NATS_KEY` for a client certificate) for TLS;
+//! `tls://` URLs require TLS. Each process also replies on an inbox prefix of its own
+//! role ([`crate::roles`]), which `NATS_INBOX_PREFIX` overrides.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 /// Environment variable naming the NATS server(s), as every NATS tool reads it.
 pub const URL_ENV: &str = "NATS_URL";
 /// Where to find NATS when [`URL_ENV`] is unset.
 pub const DEFAULT_URL: &str = "nats://localhost:4222";
 
-pub use async_nats::{Client, ConnectError};
+pub use async_nats::Client;
 
-/// Connects a long-running worker.
+/// Where a process finds NATS and how it proves who it is: flags or the
+/// environment variables the NATS tools read.
+#[derive(Clone, Default, clap::Args)]
+pub struct NatsConfig {
+    /// NATS server(s) to connect to, comma-separated; `tls://` requires TLS, and
+    /// `nats://user:password@host` logs in.
+    #[arg(global = true, long = "nats-url", env = URL_ENV, default_value = DEFAULT_URL)]
+    pub url: String,
+    /// User name to log in with (with `--nats-password`).
+    #[arg(global = true, long = "nats-user", env = "NATS_USER")]
+    pub user: Option<String>,
+    /// Password of `--nats-user`.
+    #[arg(global = true, long = "nats-password", env = "NATS_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Credentials file (user JWT and nkey seed), as `nsc` makes them.
+    #[arg(global = true, long = "nats-creds", env = "NATS_CREDS")]
+    pub creds: Option<PathBuf>,
+    /// Nkey seed file to log in with, as `shippy auth init` makes them.
+    #[arg(global = true, long = "nats-nkey", env = "NATS_NKEY")]
+    pub nkey: Option<PathBuf>,
+    /// CA certificate(s) to verify the server's TLS certificate with; turns TLS on.
+    #[arg(global = true, long = "nats-ca", env = "NATS_CA")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate for TLS (with `--nats-key`), when the server asks for one.
+    #[arg(global = true, long = "nats-cert", env = "NATS_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Private key of `--nats-cert`.
+    #[arg(global = true, long = "nats-key", env = "NATS_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Prefix of this process's reply inboxes; by default its role's
+    /// (`_INBOX_<role>`), the one prefix `nats.conf` lets it subscribe to.
+    #[arg(global = true, long = "nats-inbox-prefix", env = "NATS_INBOX_PREFIX")]
+    pub inbox_prefix: Option<String>,
+}
+
+/// Shows no secret: the URL's password and `--nats-password` print as `***`.
+impl std::fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsConfig")
+            .field("url", &self.redacted_url())
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("creds", &self.creds)
+            .field("nkey", &self.nkey)
+            .field("ca", &self.ca)
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .field("inbox_prefix", &self.inbox_prefix)
+            .finish()
+    }
+}
+
+/// Why a connection could not be set up or made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot read {what} {}", path.display())]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no nkey seed in {}", path.display())]
+    NoSeed { path: PathBuf },
+    #[error("invalid NATS URL {url}: {reason}")]
+    Url { url: String, reason: String },
+    #[error(transparent)]
+    Connect(#[from] async_nats::ConnectError),
+}
+
+impl NatsConfig {
+    /// Connecting to `url`, with no credentials.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), ..Self::default() }
+    }
+
+    /// The URL(s) with any password replaced by `***`, for logs and reports.
+    pub fn redacted_url(&self) -> String {
+        self.url
+            .split(',')
+            .map(|server| match url::Url::parse(server.trim()) {
+                Ok(mut parsed) if parsed.password().is_some() => {
+                    let _ = parsed.set_password(Some("***"));
+                    parsed.to_string()
+                }
+                _ => server.trim().to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Connection options for `role` under connection name `name`: credentials, TLS
+    /// and the inbox prefix, from this configuration.
+    pub async fn options(
+        &self,
+        name: &str,
+        role: crate::roles::Role,
+    ) -> Result<async_nats::ConnectOptions, ConnectError> {
+        let mut options = match &self.creds {
+            Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
+                .await
+                .map_err(|source| ConnectError::Read { what: "NATS credentials file", path: path.clone(), source })?,
+            None => async_nats::ConnectOptions::new(),
+        };
+        if let Some(path) = &self.nkey {
+            options = options.nkey(read_seed(path)?);
+        }
+        if let Some((user, password)) = self.user_and_password()? {
+            options = options.user_and_password(user, password);
+        }
+        if let Some(ca) = &self.ca {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        let inbox_prefix = self.inbox_prefix.as_deref().unwrap_or(role.inbox_prefix);
+        Ok(options.name(name).custom_inbox_prefix(inbox_prefix))
+    }
+
+    /// `--nats-user`/`--nats-password`, or else the first user in the URL(s).
+    fn user_and_password(&self) -> Result<Option<(String, String)>, ConnectError> {
+        if let Some(user) = &self.user {
+            return Ok(Some((user.clone(), self.password.clone().unwrap_or_default())));
+        }
+        for server in self.url.split(',').map(str::trim) {
+            // A bare `host:port` has no user in it.
+            if !server.contains("://") {
+                continue;
+            }
+            let parsed = url::Url::parse(server)
+                .map_err(|error| ConnectError::Url { url: self.redacted_url(), reason: error.to_string() })?;
+            if !parsed.username().is_empty() {
+                let decode = |part: &str| percent_encoding::percent_decode_str(part).decode_utf8_lossy().into_owned();
+                return Ok(Some((decode(parsed.username()), decode(parsed.password().unwrap_or_default()))));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The seed in an nkey seed file: its first line that is not blank or a comment,
+/// as the NATS tools read these files.
+fn read_seed(path: &std::path::Path) -> Result<String, ConnectError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConnectError::Read {
+        what: "nkey seed file",
+        path: path.to_owned(),
+        source,
+    })?;
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with('#') && !line.starts_with("//"))
+        .map(str::to_owned)
+        .ok_or_else(|| ConnectError::NoSeed { path: path.to_owned() })
+}
+
+/// Connects a long-running worker acting as `role`.
 ///
 /// The initial connect is retried in the background like any reconnect, so a
 /// worker started before its NATS server (as `docker compose up` does) waits for
 /// it instead of exiting. Requests made before the connection is up wait too.
 /// async-nats logs connection events (connected, disconnected, ...) through `tracing`.
-pub async fn connect_worker(url: &str, name: &str) -> Result<Client, ConnectError> {
-    async_nats::ConnectOptions::new().name(name).retry_on_initial_connect().connect(url).await
+pub async fn connect_worker(config: &NatsConfig, role: crate::roles::Role) -> Result<Client, ConnectError> {
+    let options = config.options(role.name, role).await?.retry_on_initial_connect();
+    Ok(options.connect(config.url.as_str()).await?)
 }
 
-/// Connects a short-lived client, such as the CLI: fails at once if NATS is not
-/// reachable, and bounds the wait for the connection.
-pub async fn connect_client(url: &str, name: &str, timeout: Duration) -> Result<Client, ConnectError> {
-    async_nats::ConnectOptions::new().name(name).connection_timeout(timeout).connect(url).await
+/// Connects a short-lived client acting as `role`, such as the CLI: fails at once
+/// if NATS is not reachable, and bounds the wait for the connection.
+pub async fn connect_client(
+    config: &NatsConfig,
+    name: &str,
+    role: crate::roles::Role,
+    timeout: Duration,
+) -> Result<Client, ConnectError> {
+    let options = config.options(name, role).await?.connection_timeout(timeout);
+    Ok(options.connect(config.url.as_str()).await?)
 }
 
 /// Why [`round_trip`] failed.
@@ -51,4 +221,33 @@ pub async fn round_trip(client: &Client) -> Result<(), RoundTripError> {
     echo.next().await.ok_or(RoundTripError::Closed)?;
     // Dropping the subscriber unsubscribes it.
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_the_url_log_in_and_are_never_shown() {
+        let config = NatsConfig::new("nats://ops:s%40cret@nats-1:4222, nats://nats-2:4222");
+        assert_eq!(config.user_and_password().unwrap(), Some(("ops".to_owned(), "s@cret".to_owned())));
+        assert_eq!(config.redacted_url(), "nats://ops:***@nats-1:4222,nats://nats-2:4222");
+        assert!(!format!("{config:?}").contains("cret"));
+
+        let flags = NatsConfig { user: Some("me".into()), password: Some("pw".into()), ..config };
+        assert_eq!(flags.user_and_password().unwrap(), Some(("me".to_owned(), "pw".to_owned())));
+        assert!(!format!("{flags:?}").contains("pw\""));
+        assert_eq!(NatsConfig::new("localhost:4222").user_and_password().unwrap(), None);
+    }
+
+    #[test]
+    fn a_seed_file_may_hold_comments() {
+        let path = std::env::temp_dir().join(format!("shippy-seed-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&path, "# the client key\n\n  SUAFAKE  \n").unwrap();
+        assert_eq!(read_seed(&path).unwrap(), "SUAFAKE");
+        std::fs::write(&path, "# nothing\n").unwrap();
+        assert!(matches!(read_seed(&path), Err(ConnectError::NoSeed { .. })));
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(read_seed(&path), Err(ConnectError::Read { .. })));
+    }
 }

@@ -29,6 +29,10 @@ pub const MAX_PAYLOAD: usize = 8 * 1024 * 1024;
 
 const CLIENT_PORT: u16 = 4222;
 const CONFIG_PATH: &str = "/etc/nats/test.conf";
+/// The project's `nats.conf`, where docker-compose.yml mounts it, and the users file it includes.
+const PROJECT_CONFIG: &str = include_str!("../../nats.conf");
+const PROJECT_CONFIG_PATH: &str = "/etc/nats/nats.conf";
+const PROJECT_USERS_PATH: &str = "/etc/nats/auth/users.conf";
 /// A guard against a test hanging forever; never a synchronisation point.
 pub const GUARD: Duration = Duration::from_secs(60);
 
@@ -52,23 +56,44 @@ impl Nats {
     /// # Panics
     /// If the container cannot be started: a test cannot run without it.
     pub async fn start() -> Self {
-        let image = std::env::var(IMAGE_ENV).unwrap_or_else(|_| DEFAULT_IMAGE.to_owned());
-        let (name, tag) = image.rsplit_once(':').unwrap_or((&image, "latest"));
         let config =
             format!("port: {CLIENT_PORT}\nmax_payload: {MAX_PAYLOAD}\njetstream {{ store_dir: /data/jetstream }}\n");
+        Self::start_with(CONFIG_PATH, vec![(CONFIG_PATH.to_owned(), config.into_bytes())]).await
+    }
+
+    /// Starts a NATS server with the project's own `nats.conf` (users, permissions,
+    /// JetStream), and `users` as the `auth/users.conf` it includes, as
+    /// `shippy auth init` writes it.
+    ///
+    /// # Panics
+    /// If the container cannot be started.
+    pub async fn start_with_project_config(users: &str) -> Self {
+        Self::start_with(
+            PROJECT_CONFIG_PATH,
+            vec![
+                (PROJECT_CONFIG_PATH.to_owned(), PROJECT_CONFIG.as_bytes().to_vec()),
+                (PROJECT_USERS_PATH.to_owned(), users.as_bytes().to_vec()),
+            ],
+        )
+        .await
+    }
+
+    async fn start_with(config_path: &str, files: Vec<(String, Vec<u8>)>) -> Self {
+        let image = std::env::var(IMAGE_ENV).unwrap_or_else(|_| DEFAULT_IMAGE.to_owned());
+        let (name, tag) = image.rsplit_once(':').unwrap_or((&image, "latest"));
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free local port")
             .port();
-        let container = GenericImage::new(name, tag)
+        let mut request = GenericImage::new(name, tag)
             .with_exposed_port(CLIENT_PORT.tcp())
             .with_wait_for(WaitFor::message_on_stderr("Server is ready"))
-            .with_copy_to(CONFIG_PATH, config.into_bytes())
-            .with_cmd(["--config", CONFIG_PATH])
-            .with_mapped_port(port, CLIENT_PORT.tcp())
-            .start()
-            .await
-            .unwrap_or_else(|error| panic!("start NATS from image {image}: {error}"));
+            .with_cmd(["--config", config_path])
+            .with_mapped_port(port, CLIENT_PORT.tcp());
+        for (path, contents) in files {
+            request = request.with_copy_to(path, contents);
+        }
+        let container = request.start().await.unwrap_or_else(|error| panic!("start NATS from image {image}: {error}"));
         Self { url: format!("nats://127.0.0.1:{port}"), container }
     }
 

@@ -74,8 +74,8 @@ pub type VesselService = Service<VesselHandler<JetStreamStore>>;
 /// service; returns once it takes requests.
 pub async fn start(config: &Config) -> anyhow::Result<VesselService> {
     let fleet = config.fleet()?;
-    tracing::info!(nats_url = %config.worker.nats_url, "starting vessel-worker");
-    let client = shared::nats::connect_worker(&config.worker.nats_url, vessel::QUEUE_GROUP).await?;
+    tracing::info!(nats_url = %config.worker.nats.redacted_url(), "starting vessel-worker");
+    let client = shared::nats::connect_worker(&config.worker.nats, shared::roles::VESSEL_WORKER).await?;
     let store = JetStreamStore::open(client.clone(), &config.worker.store).await?;
     let mut added = 0;
     for record in &fleet {

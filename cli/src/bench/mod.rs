@@ -8,6 +8,7 @@ mod target;
 use std::{io::Write, path::Path, time::Duration};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use shared::nats::NatsConfig;
 
 use self::target::{Echo, Target};
 pub use self::{
@@ -159,7 +160,7 @@ impl Plan {
 /// scenario sends the consignment in `file`.
 pub async fn run(
     services: &Services,
-    nats_url: &str,
+    nats: &NatsConfig,
     plan: &Plan,
     file: &Path,
     format: Option<Format>,
@@ -170,7 +171,7 @@ pub async fn run(
     for scenario in &plan.scenarios {
         let target = match scenario {
             Scenario::Raw => {
-                let started = Echo::start(nats_url, services.timeout()).await?;
+                let started = Echo::start(nats, services.timeout()).await?;
                 let target = Target::echo(started.subject.clone());
                 echo = Some(started);
                 target
@@ -194,7 +195,7 @@ pub async fn run(
         outcomes.push(Outcome::new(name, target.subject.clone(), &samples, window));
     }
     drop(echo);
-    let report = Report::new(nats_url, plan.load, window, outcomes);
+    let report = Report::new(&nats.redacted_url(), plan.load, window, outcomes);
     match format {
         Some(Format::Json) => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
         Some(Format::Table) | None => write!(out, "{}", report.to_table())?,

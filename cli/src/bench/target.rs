@@ -7,6 +7,7 @@ use shared::{
     client::RequestError,
     codec::encode,
     model::{CreatedConsignment, CreatedVessel, Load, NewConsignment, NewVessel, Specification, Vessel, VesselReply},
+    nats::NatsConfig,
     subjects::{consignment, vessel},
 };
 
@@ -90,11 +91,11 @@ pub(super) struct Echo {
 
 impl Echo {
     /// Subscribes on a fresh connection; requests sent after this returns reach it.
-    pub(super) async fn start(url: &str, timeout: std::time::Duration) -> anyhow::Result<Self> {
+    pub(super) async fn start(config: &NatsConfig, timeout: std::time::Duration) -> anyhow::Result<Self> {
         use anyhow::Context as _;
-        let nats = shared::nats::connect_client(url, "shippy-bench-echo", timeout)
+        let nats = shared::nats::connect_client(config, "shippy-bench-echo", shared::roles::CLIENT, timeout)
             .await
-            .with_context(|| format!("cannot reach NATS at {url}"))?;
+            .with_context(|| format!("cannot reach NATS at {}", config.redacted_url()))?;
         // Unique to this run, so two benches on one server never answer each other.
         let run = uuid::Uuid::new_v4().simple().to_string();
         let subject = format!("_SHIPPY.bench.echo.{}", &run[..8]);

@@ -1,0 +1,270 @@
+//! The permission matrix of `nats.conf` (README, "Security"), against a real
+//! nats-server running the project's own `nats.conf`, with keys made by
+//! `shippy auth init`: each allowed action works, each denied one is refused by the
+//! server with a permissions violation.
+
+use std::{path::PathBuf, time::Duration};
+
+use async_nats::{Client, Event, HeaderMap, jetstream};
+use futures::StreamExt as _;
+use shared::{
+    client::request,
+    model::{Consignment, ConsignmentList, ConsignmentReply, CreatedConsignment, GetConsignment, VesselList},
+    nats::NatsConfig,
+    roles::{self, Role},
+    store,
+    subjects::{consignment, vessel},
+};
+use testkit::{GUARD, Nats};
+use tokio::sync::mpsc;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+const SEED: &str = include_str!("../../consignment.json");
+
+/// Keys for every role, as `shippy auth init` writes them, and a server that knows them.
+struct Deployment {
+    keys: tempdir::Dir,
+    nats: Nats,
+}
+
+mod tempdir {
+    /// A directory removed when dropped.
+    pub(crate) struct Dir(pub(crate) std::path::PathBuf);
+
+    impl Dir {
+        pub(crate) fn new() -> Self {
+            let dir = std::env::temp_dir().join(format!("shippy-permissions-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).expect("create a scratch directory");
+            Self(dir)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Deployment {
+    async fn start() -> Self {
+        let keys = tempdir::Dir::new();
+        let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_shippy"))
+            .args(["auth", "init", "-o", "json"])
+            .arg(&keys.0)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .await
+            .expect("run shippy auth init");
+        assert!(status.success(), "shippy auth init failed");
+        let users = std::fs::read_to_string(keys.0.join("server").join("users.conf")).expect("users.conf");
+        let nats = Nats::start_with_project_config(&users).await;
+        Self { keys, nats }
+    }
+
+    fn config(&self, role: Role) -> NatsConfig {
+        NatsConfig { nkey: Some(self.seed(role)), ..NatsConfig::new(self.nats.url()) }
+    }
+
+    fn seed(&self, role: Role) -> PathBuf {
+        self.keys.0.join(role.name).join("nkey")
+    }
+
+    /// A connection as `role`, and the errors the server sends it.
+    async fn connect(&self, role: Role) -> Connection {
+        let (errors, received) = mpsc::unbounded_channel();
+        let options = self.config(role).options(role.name, role).await.expect("connect options");
+        let client = options
+            .event_callback(move |event| {
+                let errors = errors.clone();
+                async move {
+                    if let Event::ServerError(error) = event {
+                        let _ = errors.send(error.to_string());
+                    }
+                }
+            })
+            .connect(self.nats.url())
+            .await
+            .unwrap_or_else(|error| panic!("connect as {}: {error}", role.name));
+        Connection { role, client, errors: received }
+    }
+
+    /// Both workers, each with its own key, serving until dropped.
+    async fn workers(&self) -> Vec<testkit::Running<Result<(), shared::service::Error>>> {
+        let mut vessels = vessel_worker::Config::new(self.nats.url());
+        vessels.worker.nats = self.config(roles::VESSEL_WORKER);
+        let mut consignments = consignment_worker::Config::new(self.nats.url());
+        consignments.worker.nats = self.config(roles::CONSIGNMENT_WORKER);
+        vec![
+            testkit::serve(vessel_worker::start(&vessels).await.expect("start vessel-worker")),
+            testkit::serve(consignment_worker::start(&consignments).await.expect("start consignment-worker")),
+        ]
+    }
+}
+
+struct Connection {
+    role: Role,
+    client: Client,
+    errors: mpsc::UnboundedReceiver<String>,
+}
+
+impl Connection {
+    /// Waits for the server's next error to this connection and checks it is the
+    /// permissions violation `expected` (as the server words it, after "for").
+    async fn refused(&mut self, expected: &str) {
+        let error = tokio::time::timeout(GUARD, self.errors.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{}: no error from the server for {expected}", self.role.name))
+            .expect("the connection's events");
+        let wanted = format!("Permissions Violation for {expected}");
+        assert!(error.contains(&wanted), "{}: expected {wanted:?}, got {error:?}", self.role.name);
+    }
+
+    async fn subscribe_refused(&mut self, subject: &str, queue: Option<&str>) {
+        if let Some(queue) = queue {
+            self.client.queue_subscribe(subject.to_owned(), queue.to_owned()).await.expect("send SUB");
+            self.refused(&format!("Subscription to \"{subject}\" using queue \"{queue}\"")).await;
+        } else {
+            self.client.subscribe(subject.to_owned()).await.expect("send SUB");
+            self.refused(&format!("Subscription to \"{subject}\"")).await;
+        }
+    }
+
+    async fn publish_refused(&mut self, subject: &str) {
+        self.client.publish(subject.to_owned(), "{}".into()).await.expect("send PUB");
+        self.refused(&format!("Publish to \"{subject}\"")).await;
+    }
+}
+
+async fn events_stored(admin: &Client) -> u64 {
+    let js = jetstream::new(admin.clone());
+    js.get_stream(store::EVENTS_STREAM).await.expect("events stream").info().await.expect("stream info").state.messages
+}
+
+/// Every `$SRV.PING` reply that arrives for `expected` services, as the monitor asks.
+async fn ping(monitor: &Client, expected: usize) -> Vec<String> {
+    let inbox = monitor.new_inbox();
+    let mut replies = monitor.subscribe(inbox.clone()).await.expect("subscribe");
+    monitor.publish_with_reply("$SRV.PING", inbox, "".into()).await.expect("ping");
+    let mut names = Vec::new();
+    while names.len() < expected {
+        let reply = tokio::time::timeout(GUARD, replies.next()).await.expect("a PING reply").expect("open");
+        let pong: serde_json::Value = serde_json::from_slice(&reply.payload).expect("JSON");
+        names.push(pong["name"].as_str().expect("a name").to_owned());
+    }
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn each_role_can_do_its_job() {
+    let deployment = Deployment::start().await;
+    let _workers = deployment.workers().await;
+    let client = deployment.connect(roles::CLIENT).await.client;
+
+    // The client creates (with a key), reads and lists, and hears the event live.
+    let mut live = client.subscribe(consignment::CREATED_EVENT).await.expect("client may listen to events");
+    shared::nats::round_trip(&client).await.expect("round trip on the client's inbox");
+    let mut headers = HeaderMap::new();
+    headers.insert(consignment::IDEMPOTENCY_HEADER, "order-1");
+    let created: CreatedConsignment =
+        shared::client::request_with_headers(&client, consignment::CREATE, Some(headers), SEED.into(), TIMEOUT)
+            .await
+            .expect("create");
+    assert_eq!(created.consignment.vessel_id, "vessel001");
+    let id = created.consignment.id.clone();
+    let got: ConsignmentReply =
+        request(&client, consignment::GET, shared::codec::encode(&GetConsignment { id: id.clone() }).into(), TIMEOUT)
+            .await
+            .expect("get");
+    assert_eq!(got.consignment, created.consignment);
+    let listed: ConsignmentList = request(&client, consignment::LIST, "".into(), TIMEOUT).await.expect("list");
+    assert_eq!(listed.consignments, vec![created.consignment.clone()]);
+    let fleet: VesselList = request(&client, vessel::LIST, "".into(), TIMEOUT).await.expect("vessels");
+    assert_eq!(fleet.vessels[0].vessel.booked.containers, 3);
+    let heard: Consignment =
+        serde_json::from_slice(&tokio::time::timeout(GUARD, live.next()).await.unwrap().unwrap().payload).unwrap();
+    assert_eq!(heard.id, id);
+
+    // ... and replays the durable events, as `shippy watch --all` does.
+    let watched = tokio::process::Command::new(env!("CARGO_BIN_EXE_shippy"))
+        .args(["watch", "--all", "--count", "1", "-o", "json"])
+        .env("NATS_URL", deployment.nats.url())
+        .env("NATS_NKEY", deployment.seed(roles::CLIENT))
+        .output()
+        .await
+        .expect("run shippy watch");
+    assert!(watched.status.success(), "shippy watch: {}", String::from_utf8_lossy(&watched.stderr));
+    assert!(String::from_utf8_lossy(&watched.stdout).contains(&id));
+
+    // The monitor sees both services, as `nats micro ls` does.
+    let monitor = deployment.connect(roles::MONITOR).await.client;
+    assert_eq!(ping(&monitor, 2).await, ["consignment", "vessel"]);
+
+    // The admin alone may delete a bucket.
+    let admin = deployment.connect(roles::ADMIN).await.client;
+    assert_eq!(events_stored(&admin).await, 1);
+    jetstream::new(admin).delete_key_value(store::IDEMPOTENCY_BUCKET).await.expect("the admin deletes a bucket");
+}
+
+#[tokio::test]
+async fn everything_else_is_refused_by_the_server() {
+    let deployment = Deployment::start().await;
+    let _workers = deployment.workers().await;
+    let admin = deployment.connect(roles::ADMIN).await.client;
+    let mut client = deployment.connect(roles::CLIENT).await;
+    let mut consignments = deployment.connect(roles::CONSIGNMENT_WORKER).await;
+    let mut vessels = deployment.connect(roles::VESSEL_WORKER).await;
+    let mut monitor = deployment.connect(roles::MONITOR).await;
+
+    // Answering in a service's place, or reading others' replies.
+    client.subscribe_refused(vessel::FIND_AVAILABLE, Some(vessel::QUEUE_GROUP)).await;
+    client.subscribe_refused(vessel::FIND_AVAILABLE, None).await;
+    client.subscribe_refused("_INBOX.>", None).await;
+    client.subscribe_refused("_INBOX_consignment-worker.>", None).await;
+    client.subscribe_refused("_INBOX_monitor.>", None).await;
+    client.subscribe_refused(">", None).await;
+    consignments.subscribe_refused(vessel::FIND_AVAILABLE, Some(vessel::QUEUE_GROUP)).await;
+    consignments.subscribe_refused("vessel.>", None).await;
+    consignments.subscribe_refused("_INBOX_client.>", None).await;
+    vessels.subscribe_refused(consignment::CREATE, Some(consignment::QUEUE_GROUP)).await;
+    vessels.subscribe_refused(vessel::FIND_AVAILABLE, Some("impostors")).await;
+    monitor.subscribe_refused(consignment::CREATED_EVENT, None).await;
+
+    // Forging events, or writing what belongs to another role.
+    let stored = events_stored(&admin).await;
+    client.publish_refused(consignment::CREATED_EVENT).await;
+    vessels.publish_refused(consignment::CREATED_EVENT).await;
+    monitor.publish_refused(vessel::FIND_AVAILABLE).await;
+    client.publish_refused(&store::kv_subject(store::VESSELS_BUCKET, "vessel001")).await;
+    vessels.publish_refused(&store::kv_subject(store::CONSIGNMENTS_BUCKET, "x")).await;
+    consignments.publish_refused(&store::kv_subject(store::BOOKINGS_BUCKET, "x")).await;
+    assert_eq!(events_stored(&admin).await, stored, "a refused publish was stored");
+
+    // Deleting, purging or reconfiguring buckets and streams: the admin's alone.
+    for worker in [&mut vessels, &mut consignments] {
+        for verb in ["DELETE", "PURGE", "UPDATE"] {
+            worker.publish_refused(&format!("$JS.API.STREAM.{verb}.{}", store::kv_stream(store::VESSELS_BUCKET))).await;
+        }
+        worker.publish_refused(&format!("$JS.API.STREAM.DELETE.{}", store::EVENTS_STREAM)).await;
+    }
+    client.publish_refused(&format!("$JS.API.STREAM.DELETE.{}", store::EVENTS_STREAM)).await;
+    let js = jetstream::new(admin.clone());
+    js.get_key_value(store::VESSELS_BUCKET).await.expect("the vessels bucket is still there");
+    js.get_stream(store::EVENTS_STREAM).await.expect("the events stream is still there");
+}
+
+#[tokio::test]
+async fn only_listed_keys_may_connect() {
+    let deployment = Deployment::start().await;
+    let anonymous = async_nats::ConnectOptions::new().connect(deployment.nats.url()).await;
+    assert!(anonymous.is_err(), "an anonymous connection was accepted");
+
+    let stranger = tempdir::Dir::new();
+    let seed = nkeys::KeyPair::new_user().seed().unwrap();
+    std::fs::write(stranger.0.join("nkey"), seed).unwrap();
+    let config = NatsConfig { nkey: Some(stranger.0.join("nkey")), ..NatsConfig::new(deployment.nats.url()) };
+    let unknown = shared::nats::connect_client(&config, "stranger", roles::CLIENT, TIMEOUT).await;
+    let error = unknown.expect_err("an unknown key was accepted").to_string();
+    assert!(error.to_lowercase().contains("authorization"), "{error}");
+}
