@@ -10,24 +10,11 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use shared::{
-    ErrorCode,
     client::RequestError,
     codec::encode,
     model::{CreatedConsignment, NewConsignment},
     subjects::consignment,
 };
-
-/// Whether `error` may pass if the same request is sent again: nothing answered,
-/// or the service said it could not finish for now.
-fn passing(error: &RequestError) -> bool {
-    match error {
-        RequestError::NoResponders { .. } | RequestError::TimedOut { .. } | RequestError::Transport { .. } => true,
-        RequestError::Service(error) => {
-            matches!(error.code, ErrorCode::Internal | ErrorCode::Unavailable | ErrorCode::Timeout)
-        }
-        RequestError::InvalidReply { .. } => false,
-    }
-}
 
 /// A connection to NATS and the timeout each reply is given.
 #[derive(Debug, Clone)]
@@ -71,7 +58,7 @@ impl Services {
             )
             .await;
             match result {
-                Err(error) if attempt < retries && passing(&error) => attempt += 1,
+                Err(error) if attempt < retries && error.is_passing() => attempt += 1,
                 other => return other,
             }
         }
