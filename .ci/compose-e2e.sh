@@ -18,12 +18,10 @@ project="${E2E_PROJECT:-shippy-e2e}"
 export NATS_PORT="${E2E_NATS_PORT:-14222}" NATS_MONITOR_PORT="${E2E_NATS_MONITOR_PORT:-18222}"
 export NATS_URL="nats://127.0.0.1:${NATS_PORT}"
 
-if docker compose version >/dev/null 2>&1; then
-    compose() { docker compose -p "$project" --profile cli "$@"; }
-else
-    compose() { docker-compose -p "$project" --profile cli "$@"; }
-fi
-step() { printf '\n--- e2e: %s\n' "$*"; }
+# shellcheck source=compose-lib.sh
+. .ci/compose-lib.sh
+compose_test e2e "$project" --profile cli
+
 # Shows a reply and checks it holds PATTERN (an extended regex).
 expect() {
     local reply
@@ -35,24 +33,10 @@ expect() {
 # adds vessel003 with room for the rest.
 booked='"vessel_id": ?"vessel00[123]"'
 
-teardown() {
-    local status=$?
-    if [ "$status" -ne 0 ]; then
-        step "FAILED ($status); service logs follow"
-        compose logs --no-color --tail 50 || true
-    fi
-    compose down --volumes --remove-orphans >/dev/null 2>&1 || true
-    rm -rf "$keys"
-    exit "$status"
-}
-trap teardown EXIT
-
 step "plain NATS client (nats-py) for the host"
 venv=".offline/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check "nats-py==2.16.0" "nkeys==0.2.1"
-# The host's keys, copied out of the nats-auth container once it has made them.
-keys="$(mktemp -d)"
 # As a client (`nats req`), as the monitor (`nats micro ls`), and with no login at all.
 probe() { NATS_NKEY="$keys/client" NATS_INBOX_PREFIX=_INBOX_client "$venv/bin/python" .ci/nats_probe.py "$@"; }
 monitor() { NATS_NKEY="$keys/monitor" NATS_INBOX_PREFIX=_INBOX_monitor "$venv/bin/python" .ci/nats_probe.py "$@"; }
@@ -72,9 +56,10 @@ done
 
 step "docker compose up: keys made on first start, no anonymous login"
 compose up -d nats vessel-worker consignment-worker
-auth_container="$(compose ps -aq nats-auth | sed -n 1p)"
 compose logs --no-color nats-auth
-for role in client monitor; do docker cp "$auth_container:/auth/$role/nkey" "$keys/$role"; done
+# The host's keys, copied out of the nats-auth container once it has made them.
+copy_key client
+copy_key monitor
 anonymous
 monitor instances vessel 1
 monitor instances consignment 1

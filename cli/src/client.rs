@@ -10,7 +10,6 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use shared::{
-    ErrorCode,
     client::RequestError,
     codec::encode,
     model::{CreatedConsignment, NewConsignment},
@@ -18,18 +17,6 @@ use shared::{
     roles,
     subjects::consignment,
 };
-
-/// Whether `error` may pass if the same request is sent again: nothing answered,
-/// or the service said it could not finish for now.
-fn passing(error: &RequestError) -> bool {
-    match error {
-        RequestError::NoResponders { .. } | RequestError::TimedOut { .. } | RequestError::Transport { .. } => true,
-        RequestError::Service(error) => {
-            matches!(error.code, ErrorCode::Internal | ErrorCode::Unavailable | ErrorCode::Timeout)
-        }
-        RequestError::InvalidReply { .. } => false,
-    }
-}
 
 /// A connection to NATS and the timeout each reply is given.
 #[derive(Debug, Clone)]
@@ -73,7 +60,7 @@ impl Services {
             )
             .await;
             match result {
-                Err(error) if attempt < retries && passing(&error) => attempt += 1,
+                Err(error) if attempt < retries && error.is_passing() => attempt += 1,
                 other => return other,
             }
         }

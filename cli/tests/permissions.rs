@@ -167,11 +167,24 @@ async fn each_role_can_do_its_job() {
     shared::nats::round_trip(&client).await.expect("round trip on the client's inbox");
     let mut headers = HeaderMap::new();
     headers.insert(consignment::IDEMPOTENCY_HEADER, "order-1");
-    let created: CreatedConsignment =
-        shared::client::request_with_headers(&client, consignment::CREATE, Some(headers), SEED.into(), TIMEOUT)
-            .await
-            .expect("create");
+    let keyed_create = || {
+        shared::client::request_with_headers::<CreatedConsignment>(
+            &client,
+            consignment::CREATE,
+            Some(headers.clone()),
+            SEED.into(),
+            TIMEOUT,
+        )
+    };
+    let created = keyed_create().await.expect("create");
     assert_eq!(created.consignment.vessel_id, "vessel001");
+    // A repeat finds its key taken and reads the first create's answer back (from
+    // the stream's leader), as does a vessel id taken: the paths of a lost race.
+    assert_eq!(keyed_create().await.expect("the same create again").consignment, created.consignment);
+    let vessel001 =
+        shared::codec::encode(&serde_json::json!({"id": "vessel001", "name": "again", "capacity": 1, "max_weight": 1}));
+    let taken = request::<serde_json::Value>(&client, vessel::CREATE, vessel001.into(), TIMEOUT).await;
+    assert_eq!(testkit::service_error(taken).code, shared::ErrorCode::Conflict);
     let id = created.consignment.id.clone();
     let got: ConsignmentReply =
         request(&client, consignment::GET, shared::codec::encode(&GetConsignment { id: id.clone() }).into(), TIMEOUT)

@@ -92,17 +92,7 @@ async fn pages_within_max_payload(client: &Client, limit: u32) -> Vec<Consignmen
 
 /// Every stored consignment, following the pages.
 async fn list_all(client: &Client, query: ListConsignments) -> Vec<Consignment> {
-    let mut all = Vec::new();
-    let mut query = query;
-    loop {
-        let body = serde_json::to_vec(&query).unwrap();
-        let page: ConsignmentList = request(client, consignment::LIST, body.into(), TIMEOUT).await.unwrap();
-        all.extend(page.consignments);
-        match page.next {
-            Some(next) => query.cursor = Some(next),
-            None => return all,
-        }
-    }
+    testkit::list_all(client, query, TIMEOUT).await
 }
 
 async fn fleet(client: &Client) -> VesselList {

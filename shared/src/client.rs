@@ -67,6 +67,19 @@ pub async fn request_with_headers<T: DeserializeOwned>(
 }
 
 impl RequestError {
+    /// Whether the same request may pass if sent again: nothing answered, or the
+    /// service said it could not finish for now (500, 503, 504). A create repeated
+    /// with the same `Nats-Msg-Id` is safe to send again whatever the error.
+    pub fn is_passing(&self) -> bool {
+        match self {
+            Self::NoResponders { .. } | Self::TimedOut { .. } | Self::Transport { .. } => true,
+            Self::Service(error) => {
+                matches!(error.code, ErrorCode::Internal | ErrorCode::Unavailable | ErrorCode::Timeout)
+            }
+            Self::InvalidReply { .. } => false,
+        }
+    }
+
     /// Why a request to `subject`, waiting `timeout` for its reply, got none.
     pub fn from_send(subject: &str, timeout: Duration, source: async_nats::RequestError) -> Self {
         match source.kind() {

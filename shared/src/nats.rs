@@ -9,12 +9,26 @@
 
 use std::{path::PathBuf, time::Duration};
 
-/// Environment variable naming the NATS server(s), as every NATS tool reads it.
+/// Environment variable naming the NATS server(s), as every NATS tool reads it:
+/// one URL, or several separated by commas (the nodes of a cluster).
 pub const URL_ENV: &str = "NATS_URL";
 /// Where to find NATS when [`URL_ENV`] is unset.
 pub const DEFAULT_URL: &str = "nats://localhost:4222";
 
 pub use async_nats::Client;
+
+/// How often a connection is checked with a PING; after two unanswered ones the
+/// client takes the server for lost and reconnects, to another node of a cluster
+/// if there is one. The async-nats default (60 s) leaves a connection to a node cut
+/// off by a network partition dead for up to three minutes, with no error.
+pub const PING_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The servers in `url`: one URL, or several separated by commas as in `NATS_URL`
+/// (`nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222`). async-nats parses a
+/// single string as one URL, so the list is split here.
+pub fn servers(url: &str) -> Vec<&str> {
+    url.split(',').map(str::trim).filter(|server| !server.is_empty()).collect()
+}
 
 /// Where a process finds NATS and how it proves who it is: flags or the
 /// environment variables the NATS tools read.
@@ -94,14 +108,14 @@ impl NatsConfig {
 
     /// The URL(s) with any password replaced by `***`, for logs and reports.
     pub fn redacted_url(&self) -> String {
-        self.url
-            .split(',')
-            .map(|server| match url::Url::parse(server.trim()) {
+        servers(&self.url)
+            .into_iter()
+            .map(|server| match url::Url::parse(server) {
                 Ok(mut parsed) if parsed.password().is_some() => {
                     let _ = parsed.set_password(Some("***"));
                     parsed.to_string()
                 }
-                _ => server.trim().to_owned(),
+                _ => server.to_owned(),
             })
             .collect::<Vec<_>>()
             .join(",")
@@ -133,7 +147,7 @@ impl NatsConfig {
             options = options.add_client_certificate(cert.clone(), key.clone());
         }
         let inbox_prefix = self.inbox_prefix.as_deref().unwrap_or(role.inbox_prefix);
-        Ok(options.name(name).custom_inbox_prefix(inbox_prefix))
+        Ok(options.name(name).custom_inbox_prefix(inbox_prefix).ping_interval(PING_INTERVAL))
     }
 
     /// `--nats-user`/`--nats-password`, or else the first user in the URL(s).
@@ -141,7 +155,7 @@ impl NatsConfig {
         if let Some(user) = &self.user {
             return Ok(Some((user.clone(), self.password.clone().unwrap_or_default())));
         }
-        for server in self.url.split(',').map(str::trim) {
+        for server in servers(&self.url) {
             // A bare `host:port` has no user in it.
             if !server.contains("://") {
                 continue;
@@ -180,7 +194,7 @@ fn read_seed(path: &std::path::Path) -> Result<String, ConnectError> {
 /// async-nats logs connection events (connected, disconnected, ...) through `tracing`.
 pub async fn connect_worker(config: &NatsConfig, role: crate::roles::Role) -> Result<Client, ConnectError> {
     let options = config.options(role.name, role).await?.retry_on_initial_connect();
-    Ok(options.connect(config.url.as_str()).await?)
+    Ok(options.connect(servers(&config.url)).await?)
 }
 
 /// Connects a short-lived client acting as `role`, such as the CLI: fails at once
@@ -192,7 +206,7 @@ pub async fn connect_client(
     timeout: Duration,
 ) -> Result<Client, ConnectError> {
     let options = config.options(name, role).await?.connection_timeout(timeout);
-    Ok(options.connect(config.url.as_str()).await?)
+    Ok(options.connect(servers(&config.url)).await?)
 }
 
 /// Why [`round_trip`] failed.
@@ -226,6 +240,15 @@ pub async fn round_trip(client: &Client) -> Result<(), RoundTripError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn servers_are_split_on_commas() {
+        assert_eq!(servers("nats://localhost:4222"), ["nats://localhost:4222"]);
+        assert_eq!(
+            servers("nats://nats-1:4222, nats://nats-2:4222,nats://nats-3:4222,"),
+            ["nats://nats-1:4222", "nats://nats-2:4222", "nats://nats-3:4222"]
+        );
+    }
 
     #[test]
     fn credentials_in_the_url_log_in_and_are_never_shown() {

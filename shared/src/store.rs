@@ -188,6 +188,9 @@ pub async fn read<T: serde::de::DeserializeOwned>(bucket: &kv::Store, key: &str)
 /// Creates `key` in `bucket` holding `value` unless the key exists; returns the
 /// value that is stored, and whether this call stored it. Of two racing creates
 /// one wins and both return the winner's value.
+///
+/// The stored value is read from the stream's leader: on a cluster, a direct get
+/// (which `bucket.get` is) may reach a follower that has not got the winner's value yet.
 pub async fn create_or_read<T: Serialize + serde::de::DeserializeOwned + Clone>(
     bucket: &kv::Store,
     key: &str,
@@ -195,8 +198,8 @@ pub async fn create_or_read<T: Serialize + serde::de::DeserializeOwned + Clone>(
 ) -> Result<(T, bool), StoreError> {
     match bucket.create(key, encode(value)).await {
         Ok(_) => Ok((value.clone(), true)),
-        Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
-            let stored = read(bucket, key).await?;
+        Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists || is_wrong_sequence(&error) => {
+            let stored = read_from_leader(bucket, key).await?;
             Ok((
                 stored.ok_or_else(|| StoreError::new(format!("read {key}"), "it exists and yet cannot be read"))?,
                 false,
@@ -204,6 +207,54 @@ pub async fn create_or_read<T: Serialize + serde::de::DeserializeOwned + Clone>(
         }
         Err(error) => Err(StoreError::new(format!("create {key} in {}", bucket.name), error)),
     }
+}
+
+/// The value of `key` in `bucket`, decoded, as the stream's leader has it; `None`
+/// if there is none.
+async fn read_from_leader<T: serde::de::DeserializeOwned>(
+    bucket: &kv::Store,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match bucket.stream.get_last_raw_message_by_subject(&kv_subject(&bucket.name, key)).await {
+        Ok(message) => {
+            let operation = message.headers.get("KV-Operation").map(async_nats::HeaderValue::as_str);
+            if matches!(operation, Some("DEL" | "PURGE")) {
+                return Ok(None);
+            }
+            decode(key, &message.payload).map(Some)
+        }
+        Err(error) if error.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(error) => Err(StoreError::new(format!("read {key} in {} from its leader", bucket.name), error)),
+    }
+}
+
+/// Whether a compare-and-set update of a KV entry failed because the entry is no
+/// longer at the revision given: another writer came first, and the caller should
+/// read the entry again.
+///
+/// A single server answers a stale revision with JetStream error 10071, which
+/// async-nats 0.51 reports as [`kv::UpdateErrorKind::WrongLastRevision`]. The leader
+/// of a replicated stream (NATS 2.12) answers with 10164, "wrong last sequence"
+/// without the sequence, which async-nats reports as `Other`: both are looked for.
+pub fn is_wrong_revision(error: &kv::UpdateError) -> bool {
+    error.kind() == kv::UpdateErrorKind::WrongLastRevision || is_wrong_sequence(error)
+}
+
+/// Whether JetStream refused a write, somewhere in `error`'s chain of sources,
+/// because the subject's last sequence was not the one expected (10071 or 10164).
+fn is_wrong_sequence(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(error) = source {
+        if let Some(jetstream) = error.downcast_ref::<jetstream::Error>() {
+            return matches!(
+                jetstream.error_code(),
+                jetstream::ErrorCode::STREAM_WRONG_LAST_SEQUENCE
+                    | jetstream::ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT
+            );
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// Every value in `bucket` (its subject cut to the key), newest revision of each
@@ -320,4 +371,30 @@ fn stored_message(message: async_nats::Message) -> Result<StoredMessage, String>
         pending: number("Nats-Num-Pending").unwrap_or(0),
         payload: message.payload,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+
+    use super::*;
+
+    /// A KV update refused by JetStream with `err_code`, as async-nats 0.51 reports it.
+    fn refused(err_code: u64) -> kv::UpdateError {
+        let refusal: jetstream::Error = serde_json::from_value(serde_json::json!({
+            "code": 400, "err_code": err_code, "description": "wrong last sequence"
+        }))
+        .unwrap();
+        let kind = if err_code == 10071 { PublishErrorKind::WrongLastSequence } else { PublishErrorKind::Other };
+        PublishError::with_source(kind, refusal).into()
+    }
+
+    #[test]
+    fn a_stale_revision_is_a_lost_race_on_a_single_server_and_on_a_cluster() {
+        assert!(is_wrong_revision(&refused(10071)));
+        assert!(is_wrong_revision(&refused(10164)));
+        assert!(!is_wrong_revision(&refused(10077)));
+        let created: kv::CreateError = refused(10164).into();
+        assert!(is_wrong_sequence(&created));
+    }
 }

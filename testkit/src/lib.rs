@@ -6,12 +6,16 @@
 //! (`name:tag`), such as the stand-in `scripts/offline-images.sh` builds on machines
 //! with no image registry. Either way it runs `nats-server` as its entrypoint.
 
+pub mod cluster;
+
 use std::{process::Stdio, time::Duration};
 
 use shared::{
     ServiceError,
-    client::RequestError,
+    client::{RequestError, request},
+    model::{Consignment, ConsignmentList, ListConsignments},
     service::{Handler, Service},
+    subjects::consignment,
 };
 use testcontainers::{
     ContainerAsync, GenericImage, ImageExt as _,
@@ -139,6 +143,25 @@ pub fn service_error<T: std::fmt::Debug>(result: Result<T, RequestError>) -> Ser
     match result {
         Err(RequestError::Service(error)) => error,
         other => panic!("expected an error reply, got {other:?}"),
+    }
+}
+
+/// Every stored consignment `query` selects, following the pages of `consignment.list`.
+///
+/// # Panics
+/// If a page is not answered within `timeout`.
+pub async fn list_all(client: &async_nats::Client, mut query: ListConsignments, timeout: Duration) -> Vec<Consignment> {
+    let mut all = Vec::new();
+    loop {
+        let body = shared::codec::encode(&query);
+        let page: ConsignmentList = request(client, consignment::LIST, body.into(), timeout)
+            .await
+            .unwrap_or_else(|error| panic!("consignment.list after {} consignments: {error}", all.len()));
+        all.extend(page.consignments);
+        match page.next {
+            Some(next) => query.cursor = Some(next),
+            None => return all,
+        }
     }
 }
 

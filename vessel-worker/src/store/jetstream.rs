@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use async_nats::jetstream::{
     self,
-    kv::{self, CreateErrorKind, UpdateErrorKind},
+    kv::{self, CreateErrorKind},
 };
 use shared::store::{
-    BOOKINGS_BUCKET, StoreConfig, StoreError, VESSELS_BUCKET, create_or_read, decode, encode, key_value, read,
-    read_bucket,
+    BOOKINGS_BUCKET, StoreConfig, StoreError, VESSELS_BUCKET, create_or_read, decode, encode, is_wrong_revision,
+    key_value, read, read_bucket,
 };
 use tracing::instrument;
 
@@ -74,7 +74,7 @@ impl VesselStore for JetStreamStore {
     async fn update_vessel(&self, record: &VesselRecord, revision: u64) -> Result<bool, StoreError> {
         match self.vessels.update(&record.vessel.id, encode(record), revision).await {
             Ok(_) => Ok(true),
-            Err(error) if error.kind() == UpdateErrorKind::WrongLastRevision => Ok(false),
+            Err(error) if is_wrong_revision(&error) => Ok(false),
             Err(error) => Err(StoreError::new(format!("update vessel {}", record.vessel.id), error)),
         }
     }

@@ -1,0 +1,38 @@
+# Shared by the compose tests (.ci/compose-e2e.sh, .ci/cluster-faults.sh); sourced.
+#
+#   compose_test LABEL PROJECT [COMPOSE OPTION...]
+#
+# then: `compose ...` runs docker compose (or docker-compose 1.x) on that project
+# with those options; `step TEXT` announces a step; `copy_key ROLE` copies a role's
+# nkey seed out of the stack's nats-auth container into "$keys/ROLE"; on exit, the
+# service logs are shown if the test failed, and the stack (volumes too) and the
+# copied keys are removed, failed or not.
+
+compose_test() {
+    label="$1" project="$2"
+    shift 2
+    compose_options=("$@")
+    if docker compose version >/dev/null 2>&1; then compose_tool=(docker compose); else compose_tool=(docker-compose); fi
+    keys="$(mktemp -d)"
+    trap teardown EXIT
+}
+
+compose() { "${compose_tool[@]}" -p "$project" "${compose_options[@]}" "$@"; }
+
+step() { printf '\n--- %s: %s\n' "$label" "$*"; }
+
+copy_key() {
+    # sed reads all of it: with head, `compose ps` could die of SIGPIPE under pipefail.
+    docker cp "$(compose ps -aq nats-auth | sed -n 1p):/auth/$1/nkey" "$keys/$1"
+}
+
+teardown() {
+    local status=$?
+    if [ "$status" -ne 0 ]; then
+        step "FAILED ($status); service logs follow"
+        compose logs --no-color --tail 50 || true
+    fi
+    compose down --volumes --remove-orphans >/dev/null 2>&1 || true
+    rm -rf "$keys"
+    exit "$status"
+}
