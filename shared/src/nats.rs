@@ -5,7 +5,9 @@
 //! `NATS_USER`/`NATS_PASSWORD`, `NATS_CREDS` (a `.creds` file), `NATS_NKEY` (a seed
 //! file), and `NATS_CA` (with `NATS_CERT`/`NATS_KEY` for a client certificate) for TLS;
 //! `tls://` URLs require TLS. Each process also replies on an inbox prefix of its own
-//! role ([`crate::roles`]), which `NATS_INBOX_PREFIX` overrides.
+//! role ([`crate::roles`]), which `NATS_INBOX_PREFIX` overrides. `NATS_URL` may list
+//! the nodes of a cluster, and connections are pinged often enough ([`PING_INTERVAL`])
+//! to leave a lost node within seconds.
 
 use std::{path::PathBuf, time::Duration};
 
