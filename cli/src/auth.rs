@@ -165,25 +165,20 @@ pub fn parse_owner(text: &str) -> Result<(u32, u32), String> {
 mod tests {
     use super::*;
 
-    fn scratch() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("shippy-auth-{}", uuid::Uuid::new_v4().simple()));
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn a_second_run_keeps_every_key_and_a_rotation_replaces_one() {
-        let dir = scratch();
-        let first = init(&dir, &[], None).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
+        let first = init(dir, &[], None).unwrap();
         assert!(first.iter().all(|key| key.status == Status::Created));
-        let again = init(&dir, &[], None).unwrap();
+        let again = init(dir, &[], None).unwrap();
         assert!(again.iter().all(|key| key.status == Status::Kept));
         assert_eq!(
             first.iter().map(|k| &k.public_key).collect::<Vec<_>>(),
             again.iter().map(|k| &k.public_key).collect::<Vec<_>>()
         );
 
-        let rotated = init(&dir, &["client".to_owned()], None).unwrap();
+        let rotated = init(dir, &["client".to_owned()], None).unwrap();
         for (before, after) in first.iter().zip(&rotated) {
             assert_eq!(after.status == Status::Rotated, before.role == "client");
             assert_eq!(after.public_key != before.public_key, before.role == "client");
@@ -199,19 +194,18 @@ mod tests {
             let seed = fs::read_to_string(&key.seed_file).unwrap();
             assert!(!users.contains(seed.trim()), "{}'s seed leaked into users.conf", key.role);
         }
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn unknown_roles_and_damaged_seeds_are_refused() {
-        let dir = scratch();
-        assert!(init(&dir, &["root".to_owned()], None).unwrap_err().to_string().contains("no role root"));
-        init(&dir, &[], None).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
+        assert!(init(dir, &["root".to_owned()], None).unwrap_err().to_string().contains("no role root"));
+        init(dir, &[], None).unwrap();
         fs::write(dir.join("monitor").join(SEED_FILE), "not a seed").unwrap();
-        assert!(init(&dir, &[], None).unwrap_err().to_string().contains("holds no user nkey seed"));
+        assert!(init(dir, &[], None).unwrap_err().to_string().contains("holds no user nkey seed"));
         // Rotating the damaged role repairs it.
-        init(&dir, &["monitor".to_owned()], None).unwrap();
-        fs::remove_dir_all(dir).unwrap();
+        init(dir, &["monitor".to_owned()], None).unwrap();
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The `shippy` binary against real workers and a real NATS server.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{Output, Stdio},
 };
 
@@ -171,23 +171,17 @@ fn consignment(description: &str, weight: u64) -> Value {
 }
 
 /// A file of its own for this test, removed when dropped.
-struct TempFile(PathBuf);
+struct TempFile(tempfile::NamedTempFile);
 
 impl TempFile {
     fn new(contents: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("shippy-cli-test-{}.json", uuid::Uuid::new_v4()));
-        std::fs::write(&path, contents).unwrap();
-        Self(path)
+        let file = tempfile::Builder::new().prefix("shippy-cli-test-").suffix(".json").tempfile().unwrap();
+        std::fs::write(file.path(), contents).unwrap();
+        Self(file)
     }
 
     fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        self.0.path().to_str().unwrap()
     }
 }
 

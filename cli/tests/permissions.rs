@@ -23,41 +23,22 @@ const SEED: &str = include_str!("../../consignment.json");
 
 /// Keys for every role, as `shippy auth init` writes them, and a server that knows them.
 struct Deployment {
-    keys: tempdir::Dir,
+    keys: tempfile::TempDir,
     nats: Nats,
-}
-
-mod tempdir {
-    /// A directory removed when dropped.
-    pub(crate) struct Dir(pub(crate) std::path::PathBuf);
-
-    impl Dir {
-        pub(crate) fn new() -> Self {
-            let dir = std::env::temp_dir().join(format!("shippy-permissions-{}", uuid::Uuid::new_v4().simple()));
-            std::fs::create_dir_all(&dir).expect("create a scratch directory");
-            Self(dir)
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 impl Deployment {
     async fn start() -> Self {
-        let keys = tempdir::Dir::new();
+        let keys = tempfile::tempdir().expect("a scratch directory");
         let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_shippy"))
             .args(["auth", "init", "-o", "json"])
-            .arg(&keys.0)
+            .arg(keys.path())
             .stdout(std::process::Stdio::null())
             .status()
             .await
             .expect("run shippy auth init");
         assert!(status.success(), "shippy auth init failed");
-        let users = std::fs::read_to_string(keys.0.join("server").join("users.conf")).expect("users.conf");
+        let users = std::fs::read_to_string(keys.path().join("server").join("users.conf")).expect("users.conf");
         let nats = Nats::start_with_project_config(&users).await;
         Self { keys, nats }
     }
@@ -67,7 +48,7 @@ impl Deployment {
     }
 
     fn seed(&self, role: Role) -> PathBuf {
-        self.keys.0.join(role.name).join("nkey")
+        self.keys.path().join(role.name).join("nkey")
     }
 
     /// A connection as `role`, and the errors the server sends it.
@@ -273,10 +254,9 @@ async fn only_listed_keys_may_connect() {
     let anonymous = async_nats::ConnectOptions::new().connect(deployment.nats.url()).await;
     assert!(anonymous.is_err(), "an anonymous connection was accepted");
 
-    let stranger = tempdir::Dir::new();
-    let seed = nkeys::KeyPair::new_user().seed().unwrap();
-    std::fs::write(stranger.0.join("nkey"), seed).unwrap();
-    let config = NatsConfig { nkey: Some(stranger.0.join("nkey")), ..NatsConfig::new(deployment.nats.url()) };
+    let stranger = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(stranger.path(), nkeys::KeyPair::new_user().seed().unwrap()).unwrap();
+    let config = NatsConfig { nkey: Some(stranger.path().to_owned()), ..NatsConfig::new(deployment.nats.url()) };
     let unknown = shared::nats::connect_client(&config, "stranger", roles::CLIENT, TIMEOUT).await;
     let error = unknown.expect_err("an unknown key was accepted").to_string();
     assert!(error.to_lowercase().contains("authorization"), "{error}");

@@ -27,10 +27,11 @@ type Worker = Running<Result<(), shared::service::Error>>;
 
 async fn vessel_worker(nats: &Nats, fleet: Option<&Value>) -> Worker {
     let mut config = vessel_worker::Config::new(nats.url());
+    // Read once, at start: the file may go when the worker is up.
+    let file = tempfile::NamedTempFile::new().unwrap();
     if let Some(fleet) = fleet {
-        let path = std::env::temp_dir().join(format!("shippy-fleet-{}.json", uuid::Uuid::new_v4()));
-        std::fs::write(&path, fleet.to_string()).unwrap();
-        config.fleet_file = Some(path);
+        std::fs::write(file.path(), fleet.to_string()).unwrap();
+        config.fleet_file = Some(file.path().to_owned());
     }
     testkit::serve(vessel_worker::start(&config).await.expect("start vessel-worker"))
 }

@@ -160,10 +160,11 @@ async fn thousands_of_poison_requests_each_get_a_reply_and_the_workers_keep_serv
     let count = env_or("SHIPPY_POISON_REQUESTS", DEFAULT_REQUESTS);
     let nats = Nats::start().await;
     // A vessel with room for whatever the valid requests among the poison book.
-    let fleet = std::env::temp_dir().join(format!("shippy-poison-fleet-{}.json", std::process::id()));
+    let fleet = tempfile::NamedTempFile::new().unwrap();
     let roomy = r#"[{"id":"vessel001","name":"Roomy","capacity":4294967295,"max_weight":18446744073709551615}]"#;
-    std::fs::write(&fleet, roomy).unwrap();
-    let config = vessel_worker::Config { fleet_file: Some(fleet), ..vessel_worker::Config::new(nats.url()) };
+    std::fs::write(fleet.path(), roomy).unwrap();
+    let config =
+        vessel_worker::Config { fleet_file: Some(fleet.path().to_owned()), ..vessel_worker::Config::new(nats.url()) };
     let vessels = testkit::serve(vessel_worker::start(&config).await.unwrap());
     let consignments =
         testkit::serve(consignment_worker::start(&consignment_worker::Config::new(nats.url())).await.unwrap());

@@ -4,18 +4,8 @@
 use libfuzzer_sys::fuzz_target;
 use shared::{ErrorCode, ServiceError};
 
-const CODES: [ErrorCode; 7] = [
-    ErrorCode::BadRequest,
-    ErrorCode::NotFound,
-    ErrorCode::Conflict,
-    ErrorCode::PayloadTooLarge,
-    ErrorCode::Internal,
-    ErrorCode::Unavailable,
-    ErrorCode::Timeout,
-];
-
 fuzz_target!(|data: &[u8]| {
     let Some((&first, message)) = data.split_first() else { return };
-    let code = CODES[usize::from(first) % CODES.len()];
+    let code = ErrorCode::ALL[usize::from(first) % ErrorCode::ALL.len()];
     shippy_fuzz::check_error(&ServiceError::new(code, String::from_utf8_lossy(message)));
 });

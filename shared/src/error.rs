@@ -39,6 +39,17 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in numeric order.
+    pub const ALL: [Self; 7] = [
+        Self::BadRequest,
+        Self::NotFound,
+        Self::Conflict,
+        Self::PayloadTooLarge,
+        Self::Internal,
+        Self::Unavailable,
+        Self::Timeout,
+    ];
+
     pub const fn as_u16(self) -> u16 {
         match self {
             Self::BadRequest => 400,
@@ -207,15 +218,7 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for code in [
-            ErrorCode::BadRequest,
-            ErrorCode::NotFound,
-            ErrorCode::Conflict,
-            ErrorCode::PayloadTooLarge,
-            ErrorCode::Internal,
-            ErrorCode::Unavailable,
-            ErrorCode::Timeout,
-        ] {
+        for code in ErrorCode::ALL {
             assert_eq!(ErrorCode::try_from(code.as_u16()), Ok(code));
         }
         assert_eq!(ErrorCode::try_from(418), Err(UnknownErrorCode(418)));

@@ -267,12 +267,13 @@ mod tests {
 
     #[test]
     fn a_seed_file_may_hold_comments() {
-        let path = std::env::temp_dir().join(format!("shippy-seed-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::write(&path, "# the client key\n\n  SUAFAKE  \n").unwrap();
-        assert_eq!(read_seed(&path).unwrap(), "SUAFAKE");
-        std::fs::write(&path, "# nothing\n").unwrap();
-        assert!(matches!(read_seed(&path), Err(ConnectError::NoSeed { .. })));
-        std::fs::remove_file(&path).unwrap();
-        assert!(matches!(read_seed(&path), Err(ConnectError::Read { .. })));
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "# the client key\n\n  SUAFAKE  \n").unwrap();
+        assert_eq!(read_seed(file.path()).unwrap(), "SUAFAKE");
+        std::fs::write(file.path(), "# nothing\n").unwrap();
+        assert!(matches!(read_seed(file.path()), Err(ConnectError::NoSeed { .. })));
+        let gone = file.path().to_owned();
+        drop(file);
+        assert!(matches!(read_seed(&gone), Err(ConnectError::Read { .. })));
     }
 }
