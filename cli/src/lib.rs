@@ -31,7 +31,8 @@ use clap::CommandFactory as _;
 use shared::{
     codec::encode,
     model::{
-        ConsignmentList, ConsignmentReply, GetConsignment, ListConsignments, Specification, VesselList, VesselReply,
+        ConsignmentList, ConsignmentReply, GetConsignment, ListConsignments, ListVessels, Specification, VesselList,
+        VesselReply,
     },
     subjects::{consignment, vessel},
 };
@@ -91,11 +92,21 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
         }
         Command::Watch { all, count } => watch::follow(&connect().await?, *all, *count, format, out).await?,
         Command::Vessels => {
-            let list: VesselList = connect().await?.request(vessel::LIST, Vec::new().into()).await?;
-            output::vessels(out, format, &list.vessels)?;
+            let services = connect().await?;
+            let mut query = ListVessels::default();
+            let mut vessels = Vec::new();
+            loop {
+                let page: VesselList = services.request(vessel::LIST, encode(&query).into()).await?;
+                vessels.extend(page.vessels);
+                match page.next {
+                    Some(next) => query.cursor = Some(next),
+                    None => break,
+                }
+            }
+            output::vessels(out, format, &vessels)?;
         }
         Command::FindVessel { capacity, max_weight } => {
-            let spec = encode(&Specification { capacity: *capacity, max_weight: *max_weight, consignment_id: None });
+            let spec = encode(&Specification { capacity: *capacity, max_weight: *max_weight, sequence: None });
             let found: VesselReply = connect().await?.request(vessel::FIND_AVAILABLE, spec.into()).await?;
             output::vessel(out, format, &found)?;
         }

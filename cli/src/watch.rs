@@ -1,4 +1,5 @@
-//! `shippy watch`: following `consignment.created` in its durable stream.
+//! `shippy watch`: following the `consignment.created.<vessel_id>` events in the
+//! durable event stream, one line per consignment.
 
 use std::io::Write;
 
@@ -6,8 +7,9 @@ use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer::DeliverPolicy};
 use futures::StreamExt as _;
 use shared::{
-    model::{Consignment, CreatedConsignment},
+    model::{ConsignmentsCreated, CreatedConsignment},
     store::EVENTS_STREAM,
+    subjects::consignment,
 };
 
 use crate::{
@@ -31,6 +33,7 @@ pub async fn follow(
     let consumer = stream
         .create_consumer(jetstream::consumer::push::OrderedConfig {
             deliver_subject: services.nats().new_inbox(),
+            filter_subject: consignment::CREATED_EVENTS.to_owned(),
             deliver_policy: if all { DeliverPolicy::All } else { DeliverPolicy::New },
             ..Default::default()
         })
@@ -41,16 +44,22 @@ pub async fn follow(
     while count.is_none_or(|count| printed < count) {
         let Some(event) = events.next().await else { break };
         let event = event.context("following the events")?;
-        let consignment: Consignment =
-            serde_json::from_slice(&event.payload).context("an event that is not a consignment")?;
-        match format {
-            Format::Table => {
-                writeln!(out, "{}", output::created_line(&CreatedConsignment { created: true, consignment }))?;
+        let created: ConsignmentsCreated =
+            serde_json::from_slice(&event.payload).context("an event that is not a consignment.created event")?;
+        for entry in created.consignments {
+            if count.is_some_and(|count| printed >= count) {
+                break;
             }
-            Format::Json => output::json_lines(out, std::slice::from_ref(&consignment))?,
+            let consignment = entry.consignment;
+            match format {
+                Format::Table => {
+                    writeln!(out, "{}", output::created_line(&CreatedConsignment { created: true, consignment }))?;
+                }
+                Format::Json => output::json_lines(out, std::slice::from_ref(&consignment))?,
+            }
+            printed += 1;
         }
         out.flush()?;
-        printed += 1;
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use async_nats::{Client, Event, HeaderMap, jetstream};
 use futures::StreamExt as _;
 use shared::{
     client::request,
-    model::{Consignment, ConsignmentList, ConsignmentReply, CreatedConsignment, GetConsignment, VesselList},
+    model::{ConsignmentList, ConsignmentReply, ConsignmentsCreated, CreatedConsignment, GetConsignment, VesselList},
     nats::NatsConfig,
     roles::{self, Role},
     store,
@@ -117,6 +117,7 @@ impl Connection {
     }
 }
 
+/// Every message in the event stream: vessels added and created events.
 async fn events_stored(admin: &Client) -> u64 {
     let js = jetstream::new(admin.clone());
     js.get_stream(store::EVENTS_STREAM).await.expect("events stream").info().await.expect("stream info").state.messages
@@ -144,7 +145,7 @@ async fn each_role_can_do_its_job() {
     let client = deployment.connect(roles::CLIENT).await.client;
 
     // The client creates (with a key), reads and lists, and hears the event live.
-    let mut live = client.subscribe(consignment::CREATED_EVENT).await.expect("client may listen to events");
+    let mut live = client.subscribe(consignment::CREATED_EVENTS).await.expect("client may listen to events");
     shared::nats::round_trip(&client).await.expect("round trip on the client's inbox");
     let mut headers = HeaderMap::new();
     headers.insert(consignment::IDEMPOTENCY_HEADER, "order-1");
@@ -159,8 +160,8 @@ async fn each_role_can_do_its_job() {
     };
     let created = keyed_create().await.expect("create");
     assert_eq!(created.consignment.vessel_id, "vessel001");
-    // A repeat finds its key taken and reads the first create's answer back (from
-    // the stream's leader), as does a vessel id taken: the paths of a lost race.
+    // A repeat finds its key taken and reads the first create's answer back from
+    // its event (a direct get), and a vessel id taken is refused by the server.
     assert_eq!(keyed_create().await.expect("the same create again").consignment, created.consignment);
     let vessel001 =
         shared::codec::encode(&serde_json::json!({"id": "vessel001", "name": "again", "capacity": 1, "max_weight": 1}));
@@ -176,9 +177,9 @@ async fn each_role_can_do_its_job() {
     assert_eq!(listed.consignments, vec![created.consignment.clone()]);
     let fleet: VesselList = request(&client, vessel::LIST, "".into(), TIMEOUT).await.expect("vessels");
     assert_eq!(fleet.vessels[0].vessel.booked.containers, 3);
-    let heard: Consignment =
+    let heard: ConsignmentsCreated =
         serde_json::from_slice(&tokio::time::timeout(GUARD, live.next()).await.unwrap().unwrap().payload).unwrap();
-    assert_eq!(heard.id, id);
+    assert_eq!(heard.consignments[0].consignment.id, id);
 
     // ... and replays the durable events, as `shippy watch --all` does.
     let watched = tokio::process::Command::new(env!("CARGO_BIN_EXE_shippy"))
@@ -195,10 +196,10 @@ async fn each_role_can_do_its_job() {
     let monitor = deployment.connect(roles::MONITOR).await.client;
     assert_eq!(ping(&monitor, 2).await, ["consignment", "vessel"]);
 
-    // The admin alone may delete a bucket.
+    // The admin alone may delete the stream: two vessels added, one create.
     let admin = deployment.connect(roles::ADMIN).await.client;
-    assert_eq!(events_stored(&admin).await, 1);
-    jetstream::new(admin).delete_key_value(store::IDEMPOTENCY_BUCKET).await.expect("the admin deletes a bucket");
+    assert_eq!(events_stored(&admin).await, 3);
+    jetstream::new(admin).delete_stream(store::EVENTS_STREAM).await.expect("the admin deletes the stream");
 }
 
 #[tokio::test]
@@ -223,29 +224,27 @@ async fn everything_else_is_refused_by_the_server() {
     consignments.subscribe_refused("_INBOX_client.>", None).await;
     vessels.subscribe_refused(consignment::CREATE, Some(consignment::QUEUE_GROUP)).await;
     vessels.subscribe_refused(vessel::FIND_AVAILABLE, Some("impostors")).await;
-    monitor.subscribe_refused(consignment::CREATED_EVENT, None).await;
+    monitor.subscribe_refused(consignment::CREATED_EVENTS, None).await;
 
     // Forging events, or writing what belongs to another role.
     let stored = events_stored(&admin).await;
-    client.publish_refused(consignment::CREATED_EVENT).await;
-    vessels.publish_refused(consignment::CREATED_EVENT).await;
+    client.publish_refused(&consignment::created_event("vessel001")).await;
+    vessels.publish_refused(&consignment::created_event("vessel001")).await;
     monitor.publish_refused(vessel::FIND_AVAILABLE).await;
-    client.publish_refused(&store::kv_subject(store::VESSELS_BUCKET, "vessel001")).await;
-    vessels.publish_refused(&store::kv_subject(store::CONSIGNMENTS_BUCKET, "x")).await;
-    consignments.publish_refused(&store::kv_subject(store::BOOKINGS_BUCKET, "x")).await;
+    client.publish_refused(&vessel::added_event("vessel009")).await;
+    consignments.publish_refused(&vessel::added_event("vessel009")).await;
     assert_eq!(events_stored(&admin).await, stored, "a refused publish was stored");
 
-    // Deleting, purging or reconfiguring buckets and streams: the admin's alone.
+    // Deleting, purging or reconfiguring the stream, or deleting its events: the admin's alone.
     for worker in [&mut vessels, &mut consignments] {
-        for verb in ["DELETE", "PURGE", "UPDATE"] {
-            worker.publish_refused(&format!("$JS.API.STREAM.{verb}.{}", store::kv_stream(store::VESSELS_BUCKET))).await;
+        for verb in ["DELETE", "PURGE", "UPDATE", "MSG.DELETE"] {
+            worker.publish_refused(&format!("$JS.API.STREAM.{verb}.{}", store::EVENTS_STREAM)).await;
         }
-        worker.publish_refused(&format!("$JS.API.STREAM.DELETE.{}", store::EVENTS_STREAM)).await;
     }
     client.publish_refused(&format!("$JS.API.STREAM.DELETE.{}", store::EVENTS_STREAM)).await;
     let js = jetstream::new(admin.clone());
-    js.get_key_value(store::VESSELS_BUCKET).await.expect("the vessels bucket is still there");
-    js.get_stream(store::EVENTS_STREAM).await.expect("the events stream is still there");
+    js.get_stream(store::EVENTS_STREAM).await.expect("the event stream is still there");
+    assert_eq!(events_stored(&admin).await, stored);
 }
 
 #[tokio::test]

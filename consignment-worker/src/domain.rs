@@ -1,6 +1,6 @@
 //! The rules for a consignment: pure domain logic, no I/O.
 
-use shared::model::{Consignment, NewConsignment, Specification};
+use shared::model::{Consignment, CreatedEntry, Idempotency, NewConsignment, Specification};
 use uuid::Uuid;
 
 /// Why a consignment request breaks the rules.
@@ -51,9 +51,15 @@ impl ValidConsignment {
         Ok(Self { request, capacity })
     }
 
-    /// What a vessel must carry for consignment `id`: one slot per container, the whole weight.
-    pub fn specification(&self, id: &str) -> Specification {
-        Specification { capacity: self.capacity, max_weight: self.request.weight, consignment_id: Some(id.to_owned()) }
+    /// What a vessel must carry: one slot per container, the whole weight; asked of
+    /// a fleet that has seen the event stream up to `sequence`, if given.
+    pub fn specification(&self, sequence: Option<u64>) -> Specification {
+        Specification { capacity: self.capacity, max_weight: self.request.weight, sequence }
+    }
+
+    /// The load the consignment puts on a vessel.
+    pub fn load(&self) -> shared::model::Load {
+        shared::model::Load { containers: self.capacity, weight: self.request.weight }
     }
 
     /// The request as given.
@@ -63,21 +69,26 @@ impl ValidConsignment {
 
     /// Identifies the request's content: two requests with the same fingerprint ask
     /// for the same consignment.
-    pub fn fingerprint(&self) -> String {
-        Uuid::new_v5(&Uuid::NAMESPACE_OID, &shared::codec::encode(&self.request)).to_string()
+    pub fn fingerprint(&self) -> Uuid {
+        Uuid::new_v5(&Uuid::NAMESPACE_OID, &shared::codec::encode(&self.request))
     }
 
     /// The consignment as stored once booked onto `vessel_id` under `id`.
-    pub fn book(self, id: String, vessel_id: String) -> Consignment {
-        let NewConsignment { description, weight, containers } = self.request;
-        Consignment { id, description, weight, containers, vessel_id }
+    pub fn book(&self, id: Uuid, vessel_id: &str) -> Consignment {
+        let NewConsignment { description, weight, containers } = self.request.clone();
+        Consignment { id: id.to_string(), description, weight, containers, vessel_id: vessel_id.to_owned() }
     }
 }
 
-/// The key under which idempotency key `key` (a `Nats-Msg-Id`, any text) is
-/// stored: a name-based UUID, so any key becomes a valid bucket key of fixed size.
-pub fn idempotency_key(key: &str) -> String {
-    Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, key.as_bytes()).to_string()
+/// A create to append: the consignment booked onto its vessel, and its idempotency key.
+pub fn entry(consignment: Consignment, idempotency: Option<Idempotency>) -> CreatedEntry {
+    CreatedEntry { consignment, idempotency }
+}
+
+/// How idempotency key `key` (a `Nats-Msg-Id`, any text) is stored: a name-based
+/// UUID, of fixed size whatever the key.
+pub fn idempotency_key(key: &str) -> Uuid {
+    Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, key.as_bytes())
 }
 
 /// The namespace of [`idempotency_key`]'s UUIDs.
@@ -130,16 +141,14 @@ mod tests {
     #[test]
     fn specification_asks_a_slot_per_container_and_the_whole_weight() {
         let valid = ValidConsignment::parse(seed()).unwrap();
-        assert_eq!(
-            valid.specification("c1"),
-            Specification { capacity: 3, max_weight: 55_000, consignment_id: Some("c1".into()) }
-        );
+        assert_eq!(valid.specification(Some(7)), Specification { capacity: 3, max_weight: 55_000, sequence: Some(7) });
     }
 
     #[test]
     fn booking_keeps_the_request_and_adds_id_and_vessel() {
-        let booked = ValidConsignment::parse(seed()).unwrap().book("c1".into(), "vessel001".into());
-        assert_eq!((booked.id.as_str(), booked.vessel_id.as_str()), ("c1", "vessel001"));
+        let id = Uuid::from_u128(1);
+        let booked = ValidConsignment::parse(seed()).unwrap().book(id, "vessel001");
+        assert_eq!((booked.id, booked.vessel_id.as_str()), (id.to_string(), "vessel001"));
         assert_eq!(booked.containers, seed().containers);
         assert_eq!(booked.weight, 55_000);
     }
@@ -177,12 +186,12 @@ mod tests {
     fn idempotency_keys_become_fixed_bucket_keys() {
         assert_eq!(idempotency_key("order-1"), idempotency_key("order-1"));
         assert_ne!(idempotency_key("order-1"), idempotency_key("order-2"));
-        assert_eq!(idempotency_key("a.b\n*>").len(), 36);
+        assert_ne!(idempotency_key("a.b\n*>"), Uuid::nil());
     }
 
     #[test]
     fn filters_match_vessel_and_user() {
-        let booked = ValidConsignment::parse(seed()).unwrap().book("c1".into(), "vessel001".into());
+        let booked = ValidConsignment::parse(seed()).unwrap().book(Uuid::from_u128(1), "vessel001");
         let filter = |vessel: Option<&str>, user: Option<&str>| ConsignmentFilter {
             vessel_id: vessel.map(Into::into),
             user_id: user.map(Into::into),

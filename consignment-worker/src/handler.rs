@@ -1,23 +1,25 @@
 //! The NATS edge: decodes requests, applies the domain rules, hands creates to the
-//! [`Creator`] and reads to the store, encodes replies.
-
-use std::{sync::Arc, time::Duration};
+//! [`Creator`] and reads to the [`Reader`], encodes replies, and maps
+//! [`CreateError`]s to error replies.
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use shared::{
-    ServiceError,
+    ErrorCode, ServiceError,
+    client::RequestError,
     codec::{decode_request, encode},
     model::{ConsignmentList, ConsignmentReply, CreatedConsignment, GetConsignment, ListConsignments, NewConsignment},
     service::Handler,
     subjects::consignment,
 };
-use tokio_util::sync::DropGuard;
 
 use crate::{
-    create::Creator,
+    consignments::Location,
+    create::{CreateError, Creator},
     domain::{ConsignmentFilter, ValidConsignment, ValidationError},
-    store::{ConsignmentStore, PageQuery},
+    read::{PageQuery, Reader},
+    store::EventLog,
+    vessels::VesselFinder,
 };
 
 /// Consignments in a page unless the request asks for fewer.
@@ -31,27 +33,25 @@ const MAX_KEY_BYTES: usize = 256;
 
 /// Serves the consignment endpoints.
 #[derive(Debug)]
-pub struct ConsignmentHandler<S> {
-    creator: Arc<Creator<S>>,
+pub struct ConsignmentHandler<L, F> {
+    creator: Creator<L, F>,
+    reader: Reader<L>,
     /// The largest reply NATS carries: no page may exceed it.
     max_payload: usize,
-    _recovery: DropGuard,
+    /// Keeps the projection following the stream while the handler lives.
+    _following: Option<tokio_util::sync::DropGuard>,
 }
 
-impl<S: ConsignmentStore> ConsignmentHandler<S> {
-    /// Serves with `creator`, finishing interrupted creates every `recovery_interval`
-    /// while it lives; replies stay within `max_payload` bytes.
-    pub fn new(creator: Creator<S>, max_payload: usize, recovery_interval: Duration) -> Self {
-        let creator = Arc::new(creator);
-        let recovery = shared::background::every("create recovery", recovery_interval, {
-            let creator = Arc::clone(&creator);
-            move || {
-                let creator = Arc::clone(&creator);
-                // Failures are logged by the span; the next round tries again.
-                async move { drop(creator.recover().await) }
-            }
-        });
-        Self { creator, max_payload, _recovery: recovery }
+impl<L: EventLog, F: VesselFinder> ConsignmentHandler<L, F> {
+    /// Serves creates with `creator` and reads with `reader`; replies stay within
+    /// `max_payload` bytes; `following` lives as long as the handler.
+    pub fn new(
+        creator: Creator<L, F>,
+        reader: Reader<L>,
+        max_payload: usize,
+        following: Option<tokio_util::sync::DropGuard>,
+    ) -> Self {
+        Self { creator, reader, max_payload, _following: following }
     }
 
     async fn create(&self, headers: Option<&HeaderMap>, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {
@@ -66,14 +66,13 @@ impl<S: ConsignmentStore> ConsignmentHandler<S> {
                 consignment::IDEMPOTENCY_HEADER
             )));
         }
-        let consignment = self.creator.create(valid, key).await?;
+        let consignment = self.creator.create(&valid, key).await?;
         Ok(encode(&CreatedConsignment { created: true, consignment }))
     }
 
     async fn get(&self, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {
         let GetConsignment { id } = decode_request(payload)?;
-        let found = if shared::store::is_key(&id) { self.creator.store().consignment(&id).await? } else { None };
-        let consignment = found.ok_or_else(|| ServiceError::not_found("no such consignment"))?;
+        let consignment = self.reader.get(&id).await?.ok_or_else(|| ServiceError::not_found("no such consignment"))?;
         Ok(encode(&ConsignmentReply { consignment }))
     }
 
@@ -85,24 +84,33 @@ impl<S: ConsignmentStore> ConsignmentHandler<S> {
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(ServiceError::bad_request(format!("limit must be between 1 and {MAX_PAGE}")));
         }
-        let after = match request.cursor.as_deref() {
-            None => 0,
-            Some(cursor) => {
-                cursor.parse().map_err(|_| ServiceError::bad_request("cursor is not one this service gave"))?
-            }
-        };
+        let after = request.cursor.as_deref().map(parse_cursor).transpose()?;
+        if request.vessel_id.as_deref().is_some_and(|vessel| !shared::store::is_key(vessel)) {
+            return Ok(encode(&ConsignmentList { consignments: Vec::new(), next: None }));
+        }
         let query = PageQuery {
             after,
             limit: limit as usize,
             filter: ConsignmentFilter { vessel_id: request.vessel_id, user_id: request.user_id },
             max_bytes: self.max_payload.saturating_sub(ENVELOPE_BYTES),
         };
-        let page = self.creator.store().page(&query).await?;
-        Ok(encode(&ConsignmentList { consignments: page.consignments, next: page.next.map(|next| next.to_string()) }))
+        let page = self.reader.page(&query).await.map_err(CreateError::from)?;
+        Ok(encode(&ConsignmentList { consignments: page.consignments, next: page.next.map(cursor) }))
     }
 }
 
-impl<S: ConsignmentStore> Handler for ConsignmentHandler<S> {
+/// A page cursor: the place of the last consignment of the page, `<sequence>.<entry>`.
+fn cursor(location: Location) -> String {
+    format!("{}.{}", location.sequence, location.entry)
+}
+
+fn parse_cursor(cursor: &str) -> Result<Location, ServiceError> {
+    let invalid = || ServiceError::bad_request("cursor is not one this service gave");
+    let (sequence, entry) = cursor.split_once('.').ok_or_else(invalid)?;
+    Ok(Location { sequence: sequence.parse().map_err(|_| invalid())?, entry: entry.parse().map_err(|_| invalid())? })
+}
+
+impl<L: EventLog, F: VesselFinder> Handler for ConsignmentHandler<L, F> {
     async fn handle(
         &self,
         subject: &str,
@@ -121,5 +129,31 @@ impl<S: ConsignmentStore> Handler for ConsignmentHandler<S> {
 impl From<ValidationError> for ServiceError {
     fn from(error: ValidationError) -> Self {
         Self::bad_request(error.to_string())
+    }
+}
+
+impl From<CreateError> for ServiceError {
+    fn from(error: CreateError) -> Self {
+        match error {
+            error @ CreateError::KeyReused => Self::conflict(error.to_string()),
+            CreateError::Vessel(error) => match error {
+                // NATS reports "no responders" at once: no waiting out the timeout.
+                RequestError::NoResponders { .. } => Self::new(ErrorCode::Unavailable, "vessel service unavailable"),
+                RequestError::TimedOut { .. } => Self::new(ErrorCode::Timeout, "vessel service timed out"),
+                // "no vessel available" and the like go back unchanged.
+                RequestError::Service(error) => error,
+                error @ (RequestError::Transport { .. } | RequestError::InvalidReply { .. }) => {
+                    Self::new(ErrorCode::Unavailable, format!("vessel service failed: {error}"))
+                }
+            },
+            error @ (CreateError::Contended(_) | CreateError::Behind(_)) => {
+                Self::new(ErrorCode::Unavailable, error.to_string())
+            }
+            CreateError::Store(error) => error.into(),
+            error @ CreateError::Stopped(_) => {
+                tracing::error!(%error);
+                Self::internal("the store failed")
+            }
+        }
     }
 }

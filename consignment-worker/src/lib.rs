@@ -7,42 +7,39 @@
 //! | `consignment.list`   | `{"limit","cursor","vessel_id","user_id"}` or empty | `{"consignments":[..],"next":..}` |
 //!
 //! For each create it asks `vessel.find_available` (capacity = number of containers,
-//! `max_weight` = weight, and the consignment's id, so the vessel-worker books the
-//! space once), sets `vessel_id`, stores the consignment and announces it on
-//! `consignment.created`, surviving a crash at any step ([`create`]). With no
-//! vessel-worker running, the create fails at once with 503 "vessel service unavailable".
+//! `max_weight` = weight) which vessel has room, sets `vessel_id`, and stores and
+//! announces the consignment in one durable append to the event stream: the
+//! `consignment.created.<vessel_id>` event ([`create`]). With no vessel-worker
+//! running, the create fails at once with 503 "vessel service unavailable".
 //!
-//! Instances hold no state: everything is in JetStream ([`store`]).
+//! Instances hold no state of their own: each keeps a projection of the event
+//! stream in memory ([`consignments`]), rebuilt at start, and the server guards
+//! every decision taken on it ([`shared::store`], "Sequence rules").
 
+pub mod consignments;
 pub mod create;
 pub mod domain;
 pub mod handler;
+pub mod read;
 pub mod store;
 pub mod vessels;
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use shared::{
     config::WorkerConfig,
+    projection::Projection,
     service::{Service, ServiceSpec},
     subjects::consignment,
 };
 
 use crate::{
-    create::Creator,
-    handler::ConsignmentHandler,
-    store::{JetStreamStore, jetstream::Windows},
+    consignments::Consignments, create::Creator, handler::ConsignmentHandler, read::Reader, store::JetStreamLog,
     vessels::VesselClient,
 };
 
 /// How long the vessel service has to answer, by default, in milliseconds.
 pub const DEFAULT_VESSEL_TIMEOUT_MS: u64 = 2_000;
-/// How long a create may be in flight before recovery finishes it, by default, in milliseconds.
-pub const DEFAULT_RECOVER_AFTER_MS: u64 = 10_000;
-/// How long an idempotency key is remembered, by default, in seconds (24 h).
-pub const DEFAULT_IDEMPOTENCY_WINDOW_SECS: u64 = 24 * 60 * 60;
-/// The events stream's duplicate window, by default, in seconds (1 h).
-pub const DEFAULT_EVENT_DEDUP_WINDOW_SECS: u64 = 60 * 60;
 
 /// How a consignment-worker is set up: flags, or the environment variables named.
 #[derive(Debug, Clone, clap::Parser)]
@@ -53,49 +50,34 @@ pub struct Config {
     /// How long to wait for the vessel service, in milliseconds.
     #[arg(long, env = "VESSEL_TIMEOUT_MS", default_value_t = DEFAULT_VESSEL_TIMEOUT_MS)]
     pub vessel_timeout_ms: u64,
-    /// A create in flight for longer than this many milliseconds was interrupted, and
-    /// any instance finishes it; checked every half of it. Keep it well above `VESSEL_TIMEOUT_MS`.
-    #[arg(long, env = "RECOVER_AFTER_MS", default_value_t = DEFAULT_RECOVER_AFTER_MS)]
-    pub recover_after_ms: u64,
-    /// How long, in seconds, a `Nats-Msg-Id` gives the same consignment (used when
-    /// the bucket is created).
-    #[arg(long, env = "IDEMPOTENCY_WINDOW_SECS", default_value_t = DEFAULT_IDEMPOTENCY_WINDOW_SECS)]
-    pub idempotency_window_secs: u64,
-    /// The events stream's duplicate window in seconds (used when the stream is created).
-    #[arg(long, env = "EVENT_DEDUP_WINDOW_SECS", default_value_t = DEFAULT_EVENT_DEDUP_WINDOW_SECS)]
-    pub event_dedup_window_secs: u64,
 }
 
 impl Config {
     /// The defaults, connecting to `nats_url`.
     pub fn new(nats_url: impl Into<String>) -> Self {
-        Self {
-            worker: WorkerConfig::new(nats_url),
-            vessel_timeout_ms: DEFAULT_VESSEL_TIMEOUT_MS,
-            recover_after_ms: DEFAULT_RECOVER_AFTER_MS,
-            idempotency_window_secs: DEFAULT_IDEMPOTENCY_WINDOW_SECS,
-            event_dedup_window_secs: DEFAULT_EVENT_DEDUP_WINDOW_SECS,
-        }
+        Self { worker: WorkerConfig::new(nats_url), vessel_timeout_ms: DEFAULT_VESSEL_TIMEOUT_MS }
     }
 }
 
 /// The consignment service as this crate runs it.
-pub type ConsignmentService = Service<ConsignmentHandler<JetStreamStore>>;
+pub type ConsignmentService = Service<ConsignmentHandler<JetStreamLog, VesselClient>>;
 
-/// Connects to NATS, opens the store and registers the consignment service; returns once it takes requests.
+/// Connects to NATS, opens the event stream, catches the projection up with it and
+/// registers the consignment service; returns once it takes requests.
 pub async fn start(config: &Config) -> anyhow::Result<ConsignmentService> {
     tracing::info!(nats_url = %config.worker.nats.redacted_url(), "starting consignment-worker");
     let client = shared::nats::connect_worker(&config.worker.nats, shared::roles::CONSIGNMENT_WORKER).await?;
-    let windows = Windows {
-        idempotency: Duration::from_secs(config.idempotency_window_secs),
-        events: Duration::from_secs(config.event_dedup_window_secs),
-    };
-    let store = JetStreamStore::open(client.clone(), &config.worker.store, windows).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    let stream = shared::store::events(&js, &config.worker.store).await?;
+    let log = Arc::new(JetStreamLog::new(client.clone(), js, stream.clone()));
+    let view = Projection::new(Consignments::new(config.worker.idempotency_window()));
+    let following = shared::projection::follow(&client, stream, Arc::clone(&view)).await?;
+    tracing::info!(consignments = view.read(Consignments::len), "consignment projection ready");
     let vessels = VesselClient::new(client.clone(), Duration::from_millis(config.vessel_timeout_ms));
-    let recover_after = Duration::from_millis(config.recover_after_ms);
-    let creator = Creator::new(store, vessels, recover_after);
+    let creator = Creator::new(Arc::clone(&log), vessels, Arc::clone(&view));
+    let reader = Reader::new(log, view);
     let max_payload = client.server_info().max_payload;
-    let handler = ConsignmentHandler::new(creator, max_payload, (recover_after / 2).max(Duration::from_millis(100)));
+    let handler = ConsignmentHandler::new(creator, reader, max_payload, Some(following));
     let spec = ServiceSpec {
         name: consignment::SERVICE,
         version: env!("CARGO_PKG_VERSION"),

@@ -42,7 +42,7 @@ async fn create_books_a_vessel_stores_and_announces_the_consignment() {
     let vessels = spawn_vessel_worker(&nats).await;
     let consignments = spawn_consignment_worker(consignment_worker::Config::new(nats.url())).await;
     let client = async_nats::connect(nats.url()).await.unwrap();
-    let mut events = client.subscribe(consignment::CREATED_EVENT).await.unwrap();
+    let mut events = client.subscribe(consignment::CREATED_EVENTS).await.unwrap();
     shared::nats::round_trip(&client).await.unwrap();
 
     let created = create(&client, SEED).await.unwrap();
@@ -56,8 +56,11 @@ async fn create_books_a_vessel_stores_and_announces_the_consignment() {
     );
 
     assert_eq!(list(&client).await, vec![booked.clone()]);
-    let event: Consignment = serde_json::from_slice(&events.next().await.unwrap().payload).unwrap();
-    assert_eq!(event, booked);
+    let event = events.next().await.unwrap();
+    assert_eq!(event.subject.as_str(), consignment::created_event("vessel001"));
+    let event: shared::model::ConsignmentsCreated = serde_json::from_slice(&event.payload).unwrap();
+    assert_eq!(event.consignments.len(), 1);
+    assert_eq!(event.consignments[0].consignment, booked);
 
     consignments.stop().await.unwrap();
     vessels.stop().await.unwrap();

@@ -1,5 +1,6 @@
-//! State lives in JetStream: consistent across instances, durable across restarts
-//! and crashes, booked without overbooking, created once per idempotency key, paged.
+//! State is the event stream in JetStream, and projections of it: consistent across
+//! instances, durable across restarts and crashes, booked without overbooking,
+//! created once per idempotency key, paged.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -9,8 +10,10 @@ use serde_json::{Value, json};
 use shared::{
     ErrorCode,
     client::{RequestError, decode_reply, request, request_with_headers},
-    model::{Consignment, ConsignmentList, CreatedConsignment, ListConsignments, Load, VesselList},
-    store::{CONSIGNMENTS_BUCKET, CREATES_BUCKET, EVENTS_STREAM, kv_stream},
+    model::{
+        Consignment, ConsignmentList, ConsignmentsCreated, CreatedConsignment, CreatedEntry, ListConsignments, Load,
+    },
+    store::EVENTS_STREAM,
     subjects::{consignment, vessel},
 };
 use testkit::{GUARD, Nats, Process, Running};
@@ -37,7 +40,7 @@ async fn vessel_worker(nats: &Nats, fleet: Option<&Value>) -> Worker {
 }
 
 fn consignment_config(nats: &Nats) -> consignment_worker::Config {
-    consignment_worker::Config { recover_after_ms: 1_000, ..consignment_worker::Config::new(nats.url()) }
+    consignment_worker::Config::new(nats.url())
 }
 
 async fn consignment_worker(nats: &Nats) -> Worker {
@@ -46,7 +49,7 @@ async fn consignment_worker(nats: &Nats) -> Worker {
 
 /// The consignment-worker binary, which the test can kill.
 async fn consignment_process(nats: &Nats) -> Process {
-    let env = [("NATS_URL", nats.url()), ("RUST_LOG", "info"), ("RECOVER_AFTER_MS", "1000")];
+    let env = [("NATS_URL", nats.url()), ("RUST_LOG", "info")];
     Process::start("consignment-worker", env!("CARGO_BIN_EXE_consignment-worker"), &env, "service ready").await
 }
 
@@ -96,8 +99,8 @@ async fn list_all(client: &Client, query: ListConsignments) -> Vec<Consignment> 
     testkit::list_all(client, query, TIMEOUT).await
 }
 
-async fn fleet(client: &Client) -> VesselList {
-    request(client, vessel::LIST, "".into(), TIMEOUT).await.unwrap()
+async fn fleet(client: &Client) -> Vec<shared::model::ListedVessel> {
+    testkit::list_vessels(client, TIMEOUT).await
 }
 
 /// Each vessel's booked load equals the load of the consignments stored on it:
@@ -110,7 +113,7 @@ async fn assert_bookings_match_consignments(client: &Client) {
         load.containers += u32::try_from(consignment.containers.len()).unwrap();
         load.weight += consignment.weight;
     }
-    for listed in fleet(client).await.vessels {
+    for listed in fleet(client).await {
         let vessel = listed.vessel;
         assert_eq!(vessel.booked, expected.remove(&vessel.id).unwrap_or_default(), "vessel {}", vessel.id);
         assert!(vessel.booked.containers <= vessel.capacity && vessel.booked.weight <= vessel.max_weight);
@@ -118,45 +121,53 @@ async fn assert_bookings_match_consignments(client: &Client) {
     assert!(expected.is_empty(), "consignments on vessels not in the fleet: {expected:?}");
 }
 
-/// The consignment ids in the events stream, in order.
+/// The ids of the consignments the created events store, in order: every entry
+/// but a void one (an idempotency key that an earlier entry holds).
 async fn event_ids(client: &Client) -> Vec<String> {
     let js = jetstream::new(client.clone());
     let stream = js.get_stream(EVENTS_STREAM).await.unwrap();
-    let pending = stream.get_info().await.unwrap().state.messages;
-    let consumer = stream.create_consumer(jetstream::consumer::pull::OrderedConfig::default()).await.unwrap();
-    let messages = consumer.messages().await.unwrap().take(usize::try_from(pending).unwrap());
-    messages
-        .map_ok(|message| serde_json::from_slice::<Consignment>(&message.payload).unwrap().id)
-        .try_collect()
-        .await
-        .unwrap()
-}
-
-/// Waits, bounded by [`GUARD`], until no create is in flight: recovery has finished them all.
-async fn until_no_create_in_flight(client: &Client) {
-    let js = jetstream::new(client.clone());
-    let mut stream = js.get_stream(kv_stream(CREATES_BUCKET)).await.unwrap();
-    let drained = async {
-        while stream.info().await.unwrap().state.messages > 0 {
-            tokio::time::sleep(Duration::from_millis(100)).await; // polling a server-side count
-        }
+    let config = jetstream::consumer::pull::OrderedConfig {
+        filter_subject: consignment::CREATED_EVENTS.to_owned(),
+        ..Default::default()
     };
-    tokio::time::timeout(GUARD, drained).await.expect("recovery finishes every create in flight");
+    let consumer = stream.create_consumer(config).await.unwrap();
+    let pending = consumer.cached_info().num_pending;
+    let messages = consumer.messages().await.unwrap().take(usize::try_from(pending).unwrap());
+    let events: Vec<ConsignmentsCreated> =
+        messages.map_ok(|message| serde_json::from_slice(&message.payload).unwrap()).try_collect().await.unwrap();
+    let mut keys = std::collections::HashSet::new();
+    events
+        .into_iter()
+        .flat_map(|event| event.consignments)
+        .filter(|entry| entry.idempotency.as_ref().is_none_or(|idempotency| keys.insert(idempotency.key)))
+        .map(|entry| entry.consignment.id)
+        .collect()
 }
 
-/// Stores `count` copies of `seed` straight into the bucket, as the worker stores
-/// consignments, alternately on vessel001 and vessel002, to keep the test fast.
-async fn seed_consignments(client: &Client, count: usize, seed: &Value) {
+/// Appends `count` copies of `seed` straight to the event stream, as the worker
+/// stores them, `per_event` to an event, alternately on vessel001 and vessel002,
+/// to keep the test fast.
+async fn seed_consignments(client: &Client, count: usize, per_event: usize, seed: &Value) {
     let js = jetstream::new(client.clone());
+    let seed: shared::model::NewConsignment = serde_json::from_value(seed.clone()).unwrap();
     let mut acks = FuturesUnordered::new();
-    for n in 0..count {
-        let id = format!("seeded-{n:06}");
-        let mut consignment = seed.clone();
-        consignment["id"] = json!(id);
-        consignment["vessel_id"] = json!(if n % 2 == 0 { "vessel001" } else { "vessel002" });
-        let subject = shared::store::kv_subject(CONSIGNMENTS_BUCKET, &id);
-        acks.push(js.publish(subject, consignment.to_string().into()).await.unwrap().into_future());
-        if acks.len() >= 256 {
+    for (event, first) in (0..count).step_by(per_event).enumerate() {
+        let vessel_id = if event % 2 == 0 { "vessel001" } else { "vessel002" };
+        let consignments = (first..count.min(first + per_event))
+            .map(|_| CreatedEntry {
+                consignment: Consignment {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    description: seed.description.clone(),
+                    weight: seed.weight,
+                    containers: seed.containers.clone(),
+                    vessel_id: vessel_id.to_owned(),
+                },
+                idempotency: None,
+            })
+            .collect();
+        let payload = shared::store::encode(&ConsignmentsCreated { consignments });
+        acks.push(js.publish(consignment::created_event(vessel_id), payload).await.unwrap().into_future());
+        if acks.len() >= 64 {
             acks.next().await.unwrap().unwrap();
         }
     }
@@ -303,7 +314,7 @@ async fn consignments_and_bookings_survive_sigterm_sigkill_and_a_nats_restart() 
     .await
     .expect("served again after the NATS restart");
     assert_eq!(listed, 4, "after a NATS restart on the same store");
-    assert_eq!(fleet(&client).await.vessels[0].vessel.booked, Load { containers: 9, weight: 165_000 });
+    assert_eq!(fleet(&client).await[0].vessel.booked, Load { containers: 9, weight: 165_000 });
     assert_bookings_match_consignments(&client).await;
 
     worker.kill().await;
@@ -360,7 +371,6 @@ async fn creates_survive_a_worker_killed_mid_flow() {
     }
     assert_eq!(acknowledged.len(), CREATES);
 
-    until_no_create_in_flight(&client).await;
     let stored: HashMap<String, Consignment> =
         list_all(&client, ListConsignments::default()).await.into_iter().map(|c| (c.id.clone(), c)).collect();
     for consignment in &acknowledged {
@@ -386,7 +396,10 @@ async fn a_hundred_thousand_consignments_page_through_completely() {
     let client = async_nats::connect(nats.url()).await.unwrap();
 
     let seed: Value = serde_json::from_str(SEED).unwrap();
-    seed_consignments(&client, STORED, &seed).await;
+    seed_consignments(&client, STORED, 100, &seed).await;
+    // Restarted, the worker rebuilds its projection from the 100,000 stored.
+    worker.stop().await.unwrap();
+    let worker = consignment_worker(&nats).await;
 
     let mut listed = std::collections::HashSet::new();
     for page in pages_within_max_payload(&client, 1_000).await {
@@ -411,7 +424,11 @@ async fn pages_of_large_consignments_stay_within_max_payload() {
     // 1,000 consignments of 16 KiB: 16 MiB, twice what one reply may carry here.
     let mut seed: Value = serde_json::from_str(SEED).unwrap();
     seed["description"] = json!("x".repeat(16 * 1024));
-    seed_consignments(&client, 1_000, &seed).await;
+    seed_consignments(&client, 1_000, 50, &seed).await;
+    let worker = {
+        worker.stop().await.unwrap();
+        consignment_worker(&nats).await
+    };
 
     let pages = pages_within_max_payload(&client, 1_000).await;
     let listed: usize = pages.iter().map(|page| page.consignments.len()).sum();
@@ -422,49 +439,33 @@ async fn pages_of_large_consignments_stay_within_max_payload() {
 }
 
 #[tokio::test]
-async fn recovery_finishes_a_create_whose_worker_died_with_no_retry_even_after_no_vessel_service() {
+async fn a_worker_killed_before_its_append_leaves_nothing_and_the_key_creates_once_after() {
     let nats = Nats::start().await;
     let client = async_nats::connect(nats.url()).await.unwrap();
-    // This test stands in for the vessel service, so that it holds the booking
-    // request while the worker dies.
+    // This test stands in for the vessel service, so that it holds the lookup
+    // while the worker dies: before its one append, nothing of the create exists.
     let mut lookups = client.queue_subscribe(vessel::FIND_AVAILABLE, vessel::QUEUE_GROUP.into()).await.unwrap();
     shared::nats::round_trip(&client).await.unwrap();
     let worker = consignment_process(&nats).await;
 
     let pending = tokio::spawn({
         let client = client.clone();
-        async move { create(&client, None).await }
+        async move { create(&client, Some("order-7")).await }
     });
-    let lookup = tokio::time::timeout(GUARD, lookups.next()).await.expect("a booking request").unwrap();
-    let asked: shared::model::Specification = serde_json::from_slice(&lookup.payload).unwrap();
-    let id = asked.consignment_id.expect("the booking names the consignment");
+    tokio::time::timeout(GUARD, lookups.next()).await.expect("a vessel lookup").unwrap();
     worker.kill().await;
-
-    // No vessel service while a new instance recovers: the booking may exist (this
-    // test could have made it), so the create must stay in flight, not be abandoned.
-    lookups.unsubscribe().await.unwrap();
-    shared::nats::round_trip(&client).await.unwrap();
-    let mut worker = consignment_process(&nats).await;
-    worker.wait_for_log("interrupted create not finished").await;
-    let js = jetstream::new(client.clone());
-    let creates = js.get_key_value(CREATES_BUCKET).await.unwrap();
-    assert!(creates.get(&id).await.unwrap().is_some(), "still in flight after a recovery with no vessel service");
-
-    // Once the vessel service is back, recovery books it again, for the same consignment.
-    let mut lookups = client.queue_subscribe(vessel::FIND_AVAILABLE, vessel::QUEUE_GROUP.into()).await.unwrap();
-    shared::nats::round_trip(&client).await.unwrap();
-    let retried = tokio::time::timeout(GUARD, lookups.next()).await.expect("recovery asks again").unwrap();
-    let again: shared::model::Specification = serde_json::from_slice(&retried.payload).unwrap();
-    assert_eq!(again.consignment_id.as_deref(), Some(id.as_str()));
-    let vessel = r#"{"vessel":{"id":"vessel001","capacity":500,"max_weight":200000,"name":"Boaty McBoatface"}}"#;
-    client.publish(retried.reply.unwrap(), vessel.into()).await.unwrap();
-
-    until_no_create_in_flight(&client).await;
-    let stored = list_all(&client, ListConsignments::default()).await;
-    assert_eq!(stored.len(), 1);
-    assert_eq!((stored[0].id.as_str(), stored[0].vessel_id.as_str()), (id.as_str(), "vessel001"));
-    assert_eq!(event_ids(&client).await, [id]);
     assert!(pending.await.unwrap().is_err(), "the caller of the interrupted create got no reply");
+    assert!(event_ids(&client).await.is_empty(), "nothing stored before the append");
+
+    // The real vessel service; the repeat with the same key creates it, once.
+    lookups.unsubscribe().await.unwrap();
+    let vessels = vessel_worker(&nats, None).await;
+    let worker = consignment_process(&nats).await;
+    let created = create(&client, Some("order-7")).await.unwrap();
+    assert_eq!(create(&client, Some("order-7")).await.unwrap(), created);
+    assert_eq!(event_ids(&client).await, std::slice::from_ref(&created.consignment.id));
+    assert_eq!(list_all(&client, ListConsignments::default()).await, [created.consignment]);
 
     worker.kill().await;
+    vessels.stop().await.unwrap();
 }

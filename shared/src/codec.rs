@@ -91,7 +91,7 @@ mod tests {
         let spec: Specification = decode_request(b" {\"capacity\":3,\"max_weight\":1,\"unknown\":[1]}\n").unwrap();
         assert_eq!(
             spec,
-            Specification { capacity: 3, max_weight: 1, consignment_id: None },
+            Specification { capacity: 3, max_weight: 1, sequence: None },
             "whitespace and unknown fields are fine"
         );
     }

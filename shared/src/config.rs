@@ -4,6 +4,8 @@ use std::num::NonZeroUsize;
 
 /// Requests larger than this are refused unread, by default.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// How long an idempotency key is remembered, by default, in seconds (24 h).
+pub const DEFAULT_IDEMPOTENCY_WINDOW_SECS: u64 = 24 * 60 * 60;
 /// Requests handled at once, by default.
 pub const DEFAULT_MAX_IN_FLIGHT: NonZeroUsize = NonZeroUsize::new(1024).expect("1024 is not zero");
 
@@ -20,9 +22,13 @@ pub struct WorkerConfig {
     /// Requests handled at once; more wait, queued in NATS.
     #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: NonZeroUsize,
-    /// How the JetStream buckets and streams are created when absent.
+    /// How the event stream is created when absent.
     #[command(flatten)]
     pub store: crate::store::StoreConfig,
+    /// How long, in seconds, a `Nats-Msg-Id` gives the same consignment. Every
+    /// worker folds the event stream with it (`shared::ledger`): set it alike on all.
+    #[arg(long, env = "IDEMPOTENCY_WINDOW_SECS", default_value_t = DEFAULT_IDEMPOTENCY_WINDOW_SECS)]
+    pub idempotency_window_secs: u64,
 }
 
 impl WorkerConfig {
@@ -33,6 +39,12 @@ impl WorkerConfig {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             store: crate::store::StoreConfig::default(),
+            idempotency_window_secs: DEFAULT_IDEMPOTENCY_WINDOW_SECS,
         }
+    }
+
+    /// The idempotency window.
+    pub fn idempotency_window(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.idempotency_window_secs)
     }
 }

@@ -7,7 +7,9 @@
 //! * [`model`]: the JSON messages sent on those subjects;
 //! * [`error`]: the error reply every endpoint sends when a request cannot be served;
 //! * [`codec`]: decoding requests (with errors that name the bad field) and encoding messages;
-//! * [`store`]: the JetStream buckets and stream that hold all state, by name.
+//! * [`store`]: the JetStream event stream that holds all state: its layout and sequence rules;
+//! * [`ledger`]: the booking rules both workers fold the stream with (no I/O), and
+//!   [`projection`]: keeping such folds in memory, current with the stream.
 //!
 //! The rest is the edge both workers and the CLI stand on: [`config`] (the settings
 //! every worker shares), [`nats`] (connecting, as one of the [`roles`]),
@@ -20,9 +22,11 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod ledger;
 pub mod micro;
 pub mod model;
 pub mod nats;
+pub mod projection;
 pub mod roles;
 pub mod service;
 pub mod shutdown;

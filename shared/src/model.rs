@@ -148,18 +148,19 @@ fn available_by_default() -> bool {
 
 /// What a consignment needs of a vessel: the body of `vessel.find_available`.
 ///
-/// Without `consignment_id` it is a read-only question (which vessel has room?);
-/// with it, the vessel-worker books the space for that consignment, once however
-/// often it is asked.
+/// A read-only question (which vessel has room?), answered from the vessel-worker's
+/// projection of the event stream: nothing is booked by asking.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Specification {
     /// Containers to carry.
     pub capacity: u32,
     /// Weight to carry, in kilograms.
     pub max_weight: u64,
-    /// Book the space for this consignment.
+    /// Answer from a fleet that has taken in the event stream at least up to this
+    /// sequence (waiting briefly for it): a caller that saw a vessel fill up at that
+    /// sequence is not offered it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consignment_id: Option<String>,
+    pub sequence: Option<u64>,
 }
 
 impl Specification {
@@ -196,11 +197,55 @@ pub struct CreatedVessel {
     pub vessel: Vessel,
 }
 
-/// Reply to `vessel.list`: the whole fleet, in id order.
+/// Body of `vessel.list`: one page of the fleet, in id order. Every field is
+/// optional, and an empty body asks for the first page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListVessels {
+    /// The most vessels in the page (default and maximum in the vessel-worker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Where the page starts: the `next` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// Reply to `vessel.list`: a page of the fleet, in id order, and where the next starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VesselList {
     pub vessels: Vec<ListedVessel>,
+    /// The cursor of the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
+
+/// A `consignment.created.<vessel_id>` event: consignments booked onto one vessel
+/// in one durable append (one or more creates, group-committed), in the order they
+/// were booked. The one durable fact of a create; everything else is derived from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsignmentsCreated {
+    pub consignments: Vec<CreatedEntry>,
+}
+
+/// One consignment of a [`ConsignmentsCreated`] event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedEntry {
+    pub consignment: Consignment,
+    /// The create's idempotency key, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency: Option<Idempotency>,
+}
+
+/// A create's idempotency key as stored: a name-based UUID of the `Nats-Msg-Id`,
+/// and a fingerprint of the request, so that the key reused for another
+/// consignment is told apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Idempotency {
+    pub key: uuid::Uuid,
+    pub fingerprint: uuid::Uuid,
+}
+
+/// A `vessel.added.<vessel_id>` event: a vessel joined the fleet, with nothing booked.
+pub type VesselAdded = NewVessel;
 
 #[cfg(test)]
 mod tests {

@@ -110,6 +110,7 @@ impl<H: Handler> Service<H> {
             client: client.clone(),
             registry,
             max_request_bytes: spec.max_request_bytes,
+            max_payload: client.server_info().max_payload,
         });
         Ok(Self { client, verbs, requests, responder, spec })
     }
@@ -191,6 +192,8 @@ struct Responder<H> {
     client: Client,
     registry: Arc<Registry>,
     max_request_bytes: usize,
+    /// The largest message the server takes: a larger reply would be dropped unseen.
+    max_payload: usize,
 }
 
 impl<H: Handler> Responder<H> {
@@ -211,6 +214,18 @@ impl<H: Handler> Responder<H> {
                 .await
                 .unwrap_or_else(|_| Err(ServiceError::internal("internal error")))
         };
+        // A reply NATS would refuse becomes an error reply, never silence.
+        let result = result.and_then(|body| {
+            if body.len() > self.max_payload {
+                tracing::error!(subject = %message.subject, bytes = body.len(), "a reply over max_payload");
+                return Err(ServiceError::internal(format!(
+                    "the reply of {} bytes exceeds the server's max_payload of {} bytes",
+                    body.len(),
+                    self.max_payload
+                )));
+            }
+            Ok(body)
+        });
 
         let (headers, body) = match &result {
             Ok(body) => (None, body.clone()),

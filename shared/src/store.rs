@@ -1,57 +1,53 @@
-//! JetStream, the one store of the shippy system: bucket and stream names, how they
-//! are created, and reading stored messages in batches.
+//! JetStream, the one store of the shippy system: the event stream every piece of
+//! state is derived from, appending to it, following it, and reading it back.
 //!
-//! Every piece of state lives in a JetStream Key-Value bucket or stream on the NATS
-//! server the workers already use, so the workers themselves are stateless: any
-//! instance can serve any request, and a restarted one has lost nothing.
+//! # Layout
 //!
-//! | name                          | kind   | key / subject                  | written by          |
-//! |-------------------------------|--------|--------------------------------|---------------------|
-//! | [`VESSELS_BUCKET`]            | KV     | vessel id                      | vessel-worker       |
-//! | [`BOOKINGS_BUCKET`]           | KV     | consignment id                 | vessel-worker       |
-//! | [`CONSIGNMENTS_BUCKET`]       | KV     | consignment id                 | consignment-worker  |
-//! | [`CREATES_BUCKET`]            | KV     | consignment id (in flight)     | consignment-worker  |
-//! | [`IDEMPOTENCY_BUCKET`]        | KV     | name-based UUID of `Nats-Msg-Id` | consignment-worker |
-//! | [`EVENTS_STREAM`]             | stream | `consignment.created`          | consignment-worker  |
+//! One stream, [`EVENTS_STREAM`], holds every fact, each on a subject that names
+//! what it is about:
 //!
-//! The key layout and revision rules of each bucket are documented with the worker
-//! that owns it (`vessel_worker::store`, `consignment_worker::store`).
+//! | subject                           | message                      | written by          | one per |
+//! |-----------------------------------|------------------------------|---------------------|---------|
+//! | `vessel.added.<vessel_id>`        | [`VesselAdded`]              | vessel-worker       | vessel: the only message on its subject |
+//! | `consignment.created.<vessel_id>` | [`ConsignmentsCreated`]      | consignment-worker  | durable append of one or more creates booked onto that vessel |
+//!
+//! # Sequence rules
+//!
+//! * **A vessel is added once**: its event is appended with
+//!   `Nats-Expected-Last-Subject-Sequence: 0`, which the server refuses when the
+//!   subject holds a message already. Two instances seeding the same fleet end with
+//!   one event per vessel.
+//! * **Capacity is guarded by the server**: an append to
+//!   `consignment.created.<vessel_id>` names the subject's last sequence that the
+//!   writer's decision saw. If another writer appended in between, the server
+//!   refuses it ([`AppendError::Conflict`]) and the writer decides again on a newer
+//!   view. Exact subjects only, so the check costs the same whatever the fleet.
+//! * **Idempotency keys**: the first entry for a key within the idempotency window,
+//!   in stream order, is the create; a later entry with the same key (two instances
+//!   racing onto different vessels) is void: it books nothing and lists nowhere.
+//!   Every projection applies this rule alike ([`crate::ledger`]).
+//! * Nothing is ever changed or deleted: projections are rebuilt by reading the
+//!   stream from its first sequence.
+//!
+//! [`VesselAdded`]: crate::model::VesselAdded
+//! [`ConsignmentsCreated`]: crate::model::ConsignmentsCreated
 
 use std::time::Duration;
 
 use async_nats::{
-    Client, StatusCode,
-    jetstream::{self, kv, stream::StorageType},
+    Client, HeaderMap, StatusCode,
+    jetstream::{self, consumer::DeliverPolicy, stream::StorageType},
 };
 use bytes::Bytes;
-use futures::StreamExt as _;
+use futures::{Stream, StreamExt as _};
 use serde::Serialize;
 
-/// Vessels, one key per vessel, holding its capacity and what is booked on it.
-pub const VESSELS_BUCKET: &str = "shippy-vessels";
-/// Bookings, one key per consignment: which vessel carries it.
-pub const BOOKINGS_BUCKET: &str = "shippy-bookings";
-/// Consignments, one key per consignment, written once.
-pub const CONSIGNMENTS_BUCKET: &str = "shippy-consignments";
-/// Creates in flight, one key per consignment, deleted when the create is done.
-pub const CREATES_BUCKET: &str = "shippy-creates";
-/// Idempotency keys (`Nats-Msg-Id`) seen within the idempotency window.
-pub const IDEMPOTENCY_BUCKET: &str = "shippy-idempotency";
-/// The durable `consignment.created` events, one per consignment.
-pub const EVENTS_STREAM: &str = "shippy-consignment-events";
+use crate::subjects::{consignment, vessel};
 
-/// The subject of `key` in `bucket`'s stream: KV buckets are streams named
-/// `KV_<bucket>` whose subjects are `$KV.<bucket>.<key>`.
-pub fn kv_subject(bucket: &str, key: &str) -> String {
-    format!("$KV.{bucket}.{key}")
-}
+/// The events: every vessel added and every consignment created.
+pub const EVENTS_STREAM: &str = "shippy-events";
 
-/// The stream behind a KV bucket.
-pub fn kv_stream(bucket: &str) -> String {
-    format!("KV_{bucket}")
-}
-
-/// Where JetStream keeps the buckets and streams a worker creates when absent.
+/// Where JetStream keeps the event stream a worker creates when absent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Storage {
     /// On disk: survives a NATS restart (the default).
@@ -69,15 +65,15 @@ impl From<Storage> for StorageType {
     }
 }
 
-/// How the buckets and streams are created when a worker finds them absent.
+/// How the event stream is created when a worker finds it absent.
 /// Existing ones are used as they are: changing replicas later is an operator's
 /// `nats stream edit`, not a worker's restart.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct StoreConfig {
-    /// Replicas of every bucket and stream: 1 on a single server, 3 on a cluster.
+    /// Replicas of the event stream: 1 on a single server, 3 on a cluster.
     #[arg(long, env = "JS_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
     pub js_replicas: u8,
-    /// Storage of every bucket and stream.
+    /// Storage of the event stream.
     #[arg(long, env = "JS_STORAGE", value_enum, default_value_t = Storage::File)]
     pub js_storage: Storage,
 }
@@ -89,18 +85,6 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
-    /// A KV bucket keeping only the latest value of each key, as every shippy bucket does.
-    pub fn bucket(&self, name: &str, description: &str) -> kv::Config {
-        kv::Config {
-            bucket: name.to_owned(),
-            description: description.to_owned(),
-            history: 1,
-            storage: self.js_storage.into(),
-            num_replicas: usize::from(self.js_replicas),
-            ..kv::Config::default()
-        }
-    }
-
     /// A stream with these settings.
     pub fn stream(&self, config: jetstream::stream::Config) -> jetstream::stream::Config {
         jetstream::stream::Config {
@@ -135,34 +119,121 @@ impl From<StoreError> for crate::ServiceError {
     }
 }
 
-/// The bucket `config.bucket`, created with `config` if it does not exist yet.
+/// The event stream, created with `config` if it does not exist yet.
 ///
-/// Several instances may start at once: whichever creates it, all end up with the same bucket.
-pub async fn key_value(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store, StoreError> {
-    if let Ok(store) = js.get_key_value(&config.bucket).await {
-        return Ok(store);
-    }
-    let name = config.bucket.clone();
-    match js.create_key_value(config).await {
-        Ok(store) => Ok(store),
-        // Another instance created it between the two calls.
-        Err(error) => {
-            js.get_key_value(&name).await.map_err(|_| StoreError::new(format!("create bucket {name}"), error))
+/// Several instances may start at once: whichever creates it, all end up with the
+/// same stream. Messages are kept for good (no limits): the stream is the record.
+pub async fn events(js: &jetstream::Context, config: &StoreConfig) -> Result<jetstream::stream::Stream, StoreError> {
+    let config = config.stream(jetstream::stream::Config {
+        name: EVENTS_STREAM.to_owned(),
+        description: Some("shippy events: vessels added and consignments created".to_owned()),
+        subjects: vec![consignment::CREATED_EVENTS.to_owned(), vessel::ADDED_EVENTS.to_owned()],
+        // Nothing is deduplicated by message id: appends are guarded by subject sequences.
+        duplicate_window: Duration::from_secs(1),
+        ..jetstream::stream::Config::default()
+    });
+    js.get_or_create_stream(config)
+        .await
+        .map_err(|error| StoreError::new(format!("open stream {EVENTS_STREAM}"), error))
+}
+
+/// Why an append to the event stream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The subject's last sequence is not the one expected: another writer came
+    /// first, and the writer must decide again on a newer view.
+    #[error("another writer appended to {0} first")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Appends `payload` to `subject` in the event stream, provided the last message on
+/// `subject` has sequence `expected` (0: none), and waits until JetStream has
+/// stored it (with `sync_interval: always`, fsynced). Returns its stream sequence.
+#[tracing::instrument(skip(js, payload), fields(bytes = payload.len()), err(level = "debug"))]
+pub async fn append(js: &jetstream::Context, subject: &str, expected: u64, payload: Bytes) -> Result<u64, AppendError> {
+    let failed = |error: async_nats::jetstream::context::PublishError| {
+        if is_wrong_sequence(&error) {
+            AppendError::Conflict(subject.to_owned())
+        } else {
+            AppendError::Store(StoreError::new(format!("append to {subject}"), error))
         }
-    }
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string().as_str());
+    let ack =
+        js.publish_with_headers(subject.to_owned(), headers, payload).await.map_err(failed)?.await.map_err(failed)?;
+    Ok(ack.sequence)
 }
 
-/// The stream `config.name`, created with `config` if it does not exist yet.
-pub async fn stream(
-    js: &jetstream::Context,
-    config: jetstream::stream::Config,
-) -> Result<jetstream::stream::Stream, StoreError> {
-    let name = config.name.clone();
-    js.get_or_create_stream(config).await.map_err(|error| StoreError::new(format!("create stream {name}"), error))
+/// The sequence of the newest message in the event stream (0 when it is empty),
+/// as its leader has it.
+pub async fn last_sequence(stream: &jetstream::stream::Stream) -> Result<u64, StoreError> {
+    let info = stream
+        .get_info()
+        .await
+        .map_err(|error| StoreError::new(format!("read the state of {EVENTS_STREAM}"), error))?;
+    Ok(info.state.last_sequence)
 }
 
-/// Whether `key` can be a key in a bucket as shippy uses them: one NATS subject
-/// token of letters, digits, `-` and `_`, at most 128 bytes (ids from requests are
+/// A message of the event stream, as a follower gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub sequence: u64,
+    pub subject: String,
+    /// When the server stored it, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    pub payload: Bytes,
+}
+
+/// Follows the event stream from sequence `from` on, in stream order, through an
+/// ordered push consumer: ephemeral, unacknowledged, recreated by async-nats from
+/// the next sequence after a gap or a lost connection, and gone when dropped.
+pub async fn follow(
+    client: &Client,
+    stream: &jetstream::stream::Stream,
+    from: u64,
+) -> Result<impl Stream<Item = Result<Event, StoreError>> + Send + use<>, StoreError> {
+    let consumer = stream
+        .create_consumer(jetstream::consumer::push::OrderedConfig {
+            deliver_subject: client.new_inbox(),
+            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: from.max(1) },
+            ..Default::default()
+        })
+        .await
+        .map_err(|error| StoreError::new(format!("follow {EVENTS_STREAM}"), error))?;
+    let messages =
+        consumer.messages().await.map_err(|error| StoreError::new(format!("follow {EVENTS_STREAM}"), error))?;
+    Ok(messages.map(|message| {
+        let message = message.map_err(|error| StoreError::new(format!("follow {EVENTS_STREAM}"), error))?;
+        let info = message.info().map_err(|error| StoreError::new(format!("follow {EVENTS_STREAM}"), error))?;
+        let nanos = info.published.unix_timestamp_nanos();
+        let event = Event {
+            sequence: info.stream_sequence,
+            subject: message.subject.to_string(),
+            time_ms: u64::try_from(nanos / 1_000_000).unwrap_or(0),
+            payload: message.payload.clone(),
+        };
+        Ok(event)
+    }))
+}
+
+/// The message at `sequence` in the event stream, if it is on a subject matching
+/// `subject`: one direct get, from any replica.
+pub async fn read_event(
+    client: &Client,
+    sequence: u64,
+    subject: &str,
+    timeout: Duration,
+) -> Result<Option<StoredMessage>, StoreError> {
+    let request = BatchRequest { from: sequence, subject: subject.to_owned(), batch: 1, max_bytes: None };
+    let found = direct_batch(client, EVENTS_STREAM, &request, timeout).await?;
+    Ok(found.into_iter().next().filter(|message| message.sequence == sequence))
+}
+
+/// Whether `key` can stand in a subject as shippy uses ids: one NATS subject token
+/// of letters, digits, `-` and `_`, at most 128 bytes (ids from requests are
 /// checked with this before they reach a subject).
 pub fn is_key(key: &str) -> bool {
     !key.is_empty() && key.len() <= 128 && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
@@ -178,71 +249,9 @@ pub fn encode(value: &impl Serialize) -> Bytes {
     crate::codec::encode(value).into()
 }
 
-/// The value of `key` in `bucket`, decoded; `None` if there is none.
-pub async fn read<T: serde::de::DeserializeOwned>(bucket: &kv::Store, key: &str) -> Result<Option<T>, StoreError> {
-    let value =
-        bucket.get(key).await.map_err(|error| StoreError::new(format!("read {key} in {}", bucket.name), error))?;
-    value.map(|bytes| decode(key, &bytes)).transpose()
-}
-
-/// Creates `key` in `bucket` holding `value` unless the key exists; returns the
-/// value that is stored, and whether this call stored it. Of two racing creates
-/// one wins and both return the winner's value.
-///
-/// The stored value is read from the stream's leader: on a cluster, a direct get
-/// (which `bucket.get` is) may reach a follower that has not got the winner's value yet.
-pub async fn create_or_read<T: Serialize + serde::de::DeserializeOwned + Clone>(
-    bucket: &kv::Store,
-    key: &str,
-    value: &T,
-) -> Result<(T, bool), StoreError> {
-    match bucket.create(key, encode(value)).await {
-        Ok(_) => Ok((value.clone(), true)),
-        Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists || is_wrong_sequence(&error) => {
-            let stored = read_from_leader(bucket, key).await?;
-            Ok((
-                stored.ok_or_else(|| StoreError::new(format!("read {key}"), "it exists and yet cannot be read"))?,
-                false,
-            ))
-        }
-        Err(error) => Err(StoreError::new(format!("create {key} in {}", bucket.name), error)),
-    }
-}
-
-/// The value of `key` in `bucket`, decoded, as the stream's leader has it; `None`
-/// if there is none.
-async fn read_from_leader<T: serde::de::DeserializeOwned>(
-    bucket: &kv::Store,
-    key: &str,
-) -> Result<Option<T>, StoreError> {
-    match bucket.stream.get_last_raw_message_by_subject(&kv_subject(&bucket.name, key)).await {
-        Ok(message) => {
-            let operation = message.headers.get("KV-Operation").map(async_nats::HeaderValue::as_str);
-            if matches!(operation, Some("DEL" | "PURGE")) {
-                return Ok(None);
-            }
-            decode(key, &message.payload).map(Some)
-        }
-        Err(error) if error.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
-        Err(error) => Err(StoreError::new(format!("read {key} in {} from its leader", bucket.name), error)),
-    }
-}
-
-/// Whether a compare-and-set update of a KV entry failed because the entry is no
-/// longer at the revision given: another writer came first, and the caller should
-/// read the entry again.
-///
-/// A single server answers a stale revision with JetStream error 10071, which
-/// async-nats 0.51 reports as [`kv::UpdateErrorKind::WrongLastRevision`]. The leader
-/// of a replicated stream (NATS 2.12) answers with 10164, "wrong last sequence"
-/// without the sequence, which async-nats reports as `Other`: both are looked for.
-pub fn is_wrong_revision(error: &kv::UpdateError) -> bool {
-    error.kind() == kv::UpdateErrorKind::WrongLastRevision || is_wrong_sequence(error)
-}
-
 /// Whether JetStream refused a write, somewhere in `error`'s chain of sources,
 /// because the subject's last sequence was not the one expected (10071 or 10164).
-fn is_wrong_sequence(error: &(dyn std::error::Error + 'static)) -> bool {
+pub fn is_wrong_sequence(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(error);
     while let Some(error) = source {
         if let Some(jetstream) = error.downcast_ref::<jetstream::Error>() {
@@ -257,43 +266,13 @@ fn is_wrong_sequence(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// Every value in `bucket` (its subject cut to the key), newest revision of each
-/// key, in key order: the whole bucket in as few round trips as [`direct_batch`]
-/// allows. For buckets that stay small (the fleet, the creates in flight), not for
-/// the consignments. A key changed while a read spans several batches shows once,
-/// as the newest revision read (or not at all, if that is a delete).
-pub async fn read_bucket(client: &Client, bucket: &str, timeout: Duration) -> Result<Vec<StoredMessage>, StoreError> {
-    let stream = kv_stream(bucket);
-    let prefix = kv_subject(bucket, "");
-    let mut entries = std::collections::BTreeMap::new();
-    let mut from = 1;
-    loop {
-        let request = BatchRequest { from, subject: kv_subject(bucket, ">"), batch: MAX_BATCH, max_bytes: None };
-        let batch = direct_batch(client, &stream, &request, timeout).await?;
-        let Some(last) = batch.last() else { break };
-        let more = last.pending > 0;
-        from = last.sequence + 1;
-        for mut message in batch {
-            let key = message.subject.strip_prefix(&prefix).unwrap_or(&message.subject).to_owned();
-            message.subject.clone_from(&key);
-            entries.insert(key, message);
-        }
-        if !more {
-            break;
-        }
-    }
-    Ok(entries.into_values().filter(|message| !message.deleted).collect())
-}
-
 /// A message read back from a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
     pub subject: String,
-    /// The stream sequence; for a KV entry, its revision.
+    /// The stream sequence.
     pub sequence: u64,
     pub payload: Bytes,
-    /// A KV delete or purge marker rather than a value.
-    pub deleted: bool,
     /// Messages matching the filter after this one, as the server counted them.
     pub pending: u64,
 }
@@ -316,7 +295,7 @@ pub const MAX_BATCH: usize = 1000;
 
 /// Reads a batch of messages from `stream` in one round trip, with the direct get
 /// API of ADR-31 (`$JS.API.DIRECT.GET.<stream>`, NATS 2.11+, streams with `allow_direct`,
-/// which every KV bucket has): no consumer is created.
+/// as the event stream has): no consumer is created.
 ///
 /// async-nats 0.51 has single-message direct gets only, and the `jetstream-extra`
 /// crate that wraps batches is built on async-nats 0.48, so the few lines of protocol
@@ -367,7 +346,6 @@ fn stored_message(message: async_nats::Message) -> Result<StoredMessage, String>
     Ok(StoredMessage {
         subject: header("Nats-Subject").ok_or("no Nats-Subject header")?.to_owned(),
         sequence: number("Nats-Sequence").ok_or("no Nats-Sequence header")?,
-        deleted: matches!(header("KV-Operation"), Some("DEL" | "PURGE")),
         pending: number("Nats-Num-Pending").unwrap_or(0),
         payload: message.payload,
     })
@@ -379,22 +357,20 @@ mod tests {
 
     use super::*;
 
-    /// A KV update refused by JetStream with `err_code`, as async-nats 0.51 reports it.
-    fn refused(err_code: u64) -> kv::UpdateError {
+    /// A publish refused by JetStream with `err_code`, as async-nats 0.51 reports it.
+    fn refused(err_code: u64, description: &str) -> PublishError {
         let refusal: jetstream::Error = serde_json::from_value(serde_json::json!({
-            "code": 400, "err_code": err_code, "description": "wrong last sequence"
+            "code": 400, "err_code": err_code, "description": description
         }))
         .unwrap();
         let kind = if err_code == 10071 { PublishErrorKind::WrongLastSequence } else { PublishErrorKind::Other };
-        PublishError::with_source(kind, refusal).into()
+        PublishError::with_source(kind, refusal)
     }
 
     #[test]
-    fn a_stale_revision_is_a_lost_race_on_a_single_server_and_on_a_cluster() {
-        assert!(is_wrong_revision(&refused(10071)));
-        assert!(is_wrong_revision(&refused(10164)));
-        assert!(!is_wrong_revision(&refused(10077)));
-        let created: kv::CreateError = refused(10164).into();
-        assert!(is_wrong_sequence(&created));
+    fn a_stale_subject_sequence_is_a_conflict_on_a_single_server_and_on_a_cluster() {
+        assert!(is_wrong_sequence(&refused(10071, "wrong last sequence: 7")));
+        assert!(is_wrong_sequence(&refused(10164, "wrong last sequence")));
+        assert!(!is_wrong_sequence(&refused(10077, "maximum messages exceeded")));
     }
 }

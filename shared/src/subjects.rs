@@ -4,11 +4,12 @@
 //! |--------------------------|------------------------------------|--------------------------------|
 //! | `vessel.find_available`  | [`Specification`]                  | [`VesselReply`]                |
 //! | `vessel.create`          | [`NewVessel`]                      | [`CreatedVessel`]              |
-//! | `vessel.list`            | anything (ignored)                 | [`VesselList`]                 |
 //! | `consignment.create`     | [`NewConsignment`]                 | [`CreatedConsignment`]         |
 //! | `consignment.get`        | [`GetConsignment`]                 | [`ConsignmentReply`]           |
 //! | `consignment.list`       | [`ListConsignments`] (or empty)    | [`ConsignmentList`]            |
-//! | `consignment.created`    | event, stored in a stream          | [`Consignment`]                |
+//! | `vessel.list`            | [`ListVessels`] (or empty)         | [`VesselList`]                 |
+//! | `consignment.created.<vessel_id>` | event, stored in the stream | [`ConsignmentsCreated`]     |
+//! | `vessel.added.<vessel_id>` | event, stored in the stream      | [`VesselAdded`]                |
 //!
 //! [`Specification`]: crate::model::Specification
 //! [`VesselReply`]: crate::model::VesselReply
@@ -21,7 +22,9 @@
 //! [`ListConsignments`]: crate::model::ListConsignments
 //! [`GetConsignment`]: crate::model::GetConsignment
 //! [`ConsignmentReply`]: crate::model::ConsignmentReply
-//! [`Consignment`]: crate::model::Consignment
+//! [`ListVessels`]: crate::model::ListVessels
+//! [`ConsignmentsCreated`]: crate::model::ConsignmentsCreated
+//! [`VesselAdded`]: crate::model::VesselAdded
 
 /// The vessel service: name, subject prefix and queue group of `vessel-worker`.
 pub mod vessel {
@@ -37,8 +40,20 @@ pub mod vessel {
     pub const FIND_AVAILABLE: &str = "vessel.find_available";
     /// Adds a vessel to the fleet.
     pub const CREATE: &str = "vessel.create";
-    /// Lists the fleet.
+    /// Lists the fleet, a page at a time.
     pub const LIST: &str = "vessel.list";
+    /// Every `vessel.added.<vessel_id>` event, kept in the [`EVENTS_STREAM`](crate::store::EVENTS_STREAM).
+    pub const ADDED_EVENTS: &str = "vessel.added.*";
+
+    /// The event that adds vessel `id` to the fleet: the one message on this subject.
+    pub fn added_event(id: &str) -> String {
+        format!("vessel.added.{id}")
+    }
+
+    /// The vessel id of an added event's subject.
+    pub fn added_vessel(subject: &str) -> Option<&str> {
+        subject.strip_prefix("vessel.added.")
+    }
 }
 
 /// The consignment service: name, subject prefix and queue group of `consignment-worker`.
@@ -57,9 +72,22 @@ pub mod consignment {
     pub const GET: &str = "consignment.get";
     /// Lists stored consignments, a page at a time.
     pub const LIST: &str = "consignment.list";
-    /// Event published once per consignment after it is stored, and kept in the
+    /// Every `consignment.created.<vessel_id>` event: each holds the consignments
+    /// booked onto that vessel in one durable append, and is kept in the
     /// [`EVENTS_STREAM`](crate::store::EVENTS_STREAM).
-    pub const CREATED_EVENT: &str = "consignment.created";
+    pub const CREATED_EVENTS: &str = "consignment.created.*";
+
+    /// The subject of the events that book consignments onto vessel `vessel_id`.
+    /// Its last sequence guards the vessel's capacity: a write names the last
+    /// sequence its decision saw (`Nats-Expected-Last-Subject-Sequence`).
+    pub fn created_event(vessel_id: &str) -> String {
+        format!("consignment.created.{vessel_id}")
+    }
+
+    /// The vessel id of a created event's subject.
+    pub fn created_vessel(subject: &str) -> Option<&str> {
+        subject.strip_prefix("consignment.created.")
+    }
     /// The header carrying a create's idempotency key, as JetStream names it.
     pub const IDEMPOTENCY_HEADER: &str = "Nats-Msg-Id";
 }
@@ -76,5 +104,12 @@ mod tests {
         assert_eq!(consignment::CREATE, format!("{}.{}", consignment::SERVICE, consignment::CREATE_ENDPOINT));
         assert_eq!(consignment::GET, format!("{}.{}", consignment::SERVICE, consignment::GET_ENDPOINT));
         assert_eq!(consignment::LIST, format!("{}.{}", consignment::SERVICE, consignment::LIST_ENDPOINT));
+    }
+
+    #[test]
+    fn event_subjects_name_their_vessel() {
+        assert_eq!(consignment::created_vessel(&consignment::created_event("vessel001")), Some("vessel001"));
+        assert_eq!(vessel::added_vessel(&vessel::added_event("v-2")), Some("v-2"));
+        assert_eq!(consignment::created_vessel("vessel.added.x"), None);
     }
 }

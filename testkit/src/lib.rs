@@ -13,9 +13,9 @@ use std::{process::Stdio, time::Duration};
 use shared::{
     ServiceError,
     client::{RequestError, request},
-    model::{Consignment, ConsignmentList, ListConsignments},
+    model::{Consignment, ConsignmentList, ListConsignments, ListVessels, ListedVessel, VesselList},
     service::{Handler, Service},
-    subjects::consignment,
+    subjects::{consignment, vessel},
 };
 use testcontainers::{
     ContainerAsync, GenericImage, ImageExt as _,
@@ -158,6 +158,26 @@ pub async fn list_all(client: &async_nats::Client, mut query: ListConsignments, 
             .await
             .unwrap_or_else(|error| panic!("consignment.list after {} consignments: {error}", all.len()));
         all.extend(page.consignments);
+        match page.next {
+            Some(next) => query.cursor = Some(next),
+            None => return all,
+        }
+    }
+}
+
+/// Every vessel of the fleet, following the pages of `vessel.list`.
+///
+/// # Panics
+/// If a page cannot be read: the test cannot go on without it.
+pub async fn list_vessels(client: &async_nats::Client, timeout: Duration) -> Vec<ListedVessel> {
+    let mut query = ListVessels::default();
+    let mut all = Vec::new();
+    loop {
+        let body = shared::codec::encode(&query);
+        let page: VesselList = request(client, vessel::LIST, body.into(), timeout)
+            .await
+            .unwrap_or_else(|error| panic!("vessel.list after {} vessels: {error}", all.len()));
+        all.extend(page.vessels);
         match page.next {
             Some(next) => query.cursor = Some(next),
             None => return all,

@@ -1,18 +1,25 @@
-//! Vessels and the booking arithmetic: pure domain logic, no I/O.
+//! The fleet and the booking arithmetic: pure domain logic, no I/O.
 //!
-//! A vessel fits a load when it is available and its *remaining* capacity and
-//! weight (capacity less what is booked) take it. Booking a consignment counts its
-//! load on the vessel and leaves a [`Hold`] beside the count, naming the consignment
-//! and the booking attempt. The hold is what makes a repeated booking count once:
-//! until the booking is recorded and the hold [settled](VesselRecord::settle), any
-//! attempt for the same consignment finds it instead of counting again. Holds exist
-//! only while bookings are in flight, so the record's size never grows with the
-//! number of consignments on the vessel.
+//! [`Fleet`] is the vessel-worker's projection of the event stream: every vessel
+//! added (`vessel.added.<id>`) and, through the shared [`Ledger`], what the
+//! `consignment.created.<id>` events have booked on each. A vessel fits a load
+//! when it is available and its *remaining* capacity and weight (capacity less
+//! what is booked) take it; a find answers with the first that fits, in id order.
+//!
+//! The first fit costs about the logarithm of the fleet's size, whatever it
+//! holds: vessels sit in id order at the leaves of a tree whose every node keeps
+//! the most containers and the most weight any vessel below it has left, so a
+//! search skips every subtree that cannot take the load.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
-use serde::{Deserialize, Serialize};
-use shared::model::{Load, NewVessel, Vessel};
+use shared::{
+    ledger::{EventView, Ledger},
+    model::{ListedVessel, Load, NewVessel, Vessel},
+    projection::Fold,
+    store::Event,
+    subjects::{consignment, vessel},
+};
 
 /// Why the fleet cannot do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,80 +32,192 @@ pub enum FleetError {
     Invalid(&'static str),
 }
 
-/// A booking in flight: counted in the vessel's `booked`, not yet settled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hold {
-    pub load: Load,
-    /// The booking attempt that placed it.
-    pub attempt: String,
+/// The fleet as the event stream has it so far.
+#[derive(Debug)]
+pub struct Fleet {
+    vessels: BTreeMap<String, NewVessel>,
+    ledger: Ledger,
+    index: FitIndex,
 }
 
-/// Where a consignment is booked: the record that makes a booking final.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Booking {
-    pub vessel_id: String,
-    pub load: Load,
-    /// The attempt whose hold carries the count; any other hold for the same
-    /// consignment is a duplicate and is given back.
-    pub attempt: String,
-}
-
-/// A vessel as stored: the vessel and the holds of its bookings in flight, by consignment id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VesselRecord {
-    #[serde(flatten)]
-    pub vessel: Vessel,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub holds: BTreeMap<String, Hold>,
-}
-
-impl VesselRecord {
-    /// A vessel with nothing booked, if it is valid.
-    pub fn new(vessel: NewVessel) -> Result<Self, FleetError> {
-        validate(&vessel)?;
-        Ok(Self { vessel: vessel.into_vessel(), holds: BTreeMap::new() })
+impl Fleet {
+    /// An empty fleet, remembering idempotency keys for `window` (see [`Ledger`]).
+    pub fn new(window: Duration) -> Self {
+        Self { vessels: BTreeMap::new(), ledger: Ledger::new(window), index: FitIndex::default() }
     }
 
-    /// Whether it can take `load` on top of what is booked.
-    pub fn fits(&self, load: Load) -> bool {
-        let remaining = self.vessel.remaining();
-        self.vessel.available && remaining.containers >= load.containers && remaining.weight >= load.weight
-    }
-
-    /// Books `load` for `consignment` in `attempt`: counts it and holds it. Returns
-    /// false, changing nothing, when it does not fit.
-    pub fn hold(&mut self, consignment: &str, load: Load, attempt: &str) -> bool {
-        if !self.fits(load) {
-            return false;
+    /// Adds `added`, unless a vessel with its id is known (the stream holds one
+    /// event per vessel; a second is passed over).
+    pub fn add(&mut self, added: NewVessel) {
+        if !self.vessels.contains_key(&added.id) {
+            self.vessels.insert(added.id.clone(), added);
+            self.index.stale = true;
         }
-        self.vessel.booked.containers += load.containers;
-        self.vessel.booked.weight += load.weight;
-        self.holds.insert(consignment.to_owned(), Hold { load, attempt: attempt.to_owned() });
-        true
     }
 
-    /// Settles the hold of `consignment` against its recorded `booking`: the hold
-    /// the booking names keeps its count and is dropped as a marker; any other is a
-    /// duplicate, and its load is given back. Returns whether anything changed.
-    pub fn settle(&mut self, consignment: &str, booking: &Booking) -> bool {
-        let Some(hold) = self.holds.remove(consignment) else {
-            return false;
-        };
-        if booking.vessel_id != self.vessel.id || booking.attempt != hold.attempt {
-            // A hold's load is in `booked`, so this never goes below zero; saturating
-            // keeps a damaged record from panicking the vessel writer.
-            self.vessel.booked.containers = self.vessel.booked.containers.saturating_sub(hold.load.containers);
-            self.vessel.booked.weight = self.vessel.booked.weight.saturating_sub(hold.load.weight);
+    /// Books the `entries` of a created event at `sequence` onto `vessel_id`.
+    pub fn book(&mut self, sequence: u64, time_ms: u64, vessel_id: &str, event: &EventView) {
+        self.ledger.apply(sequence, time_ms, vessel_id, &event.consignments);
+        if let Some(vessel) = self.vessels.get(vessel_id) {
+            let remaining = remaining(vessel, self.ledger.vessel(vessel_id).booked);
+            self.index.set(vessel_id, remaining);
         }
-        true
+    }
+
+    /// The vessel `id` with what is booked on it.
+    pub fn vessel(&self, id: &str) -> Option<Vessel> {
+        self.vessels.get(id).map(|vessel| self.booked(vessel))
+    }
+
+    /// The first vessel, in id order, that fits `load`.
+    ///
+    /// # Panics
+    /// If a vessel was added and the fleet not [settled](Fold::settle) since: the
+    /// projection settles it before anyone reads.
+    pub fn first_fit(&self, load: Load) -> Option<Vessel> {
+        assert!(!self.index.stale, "a fleet is settled before it is read");
+        let id = self.index.first_fit(load)?;
+        self.vessel(id)
+    }
+
+    /// Up to `limit` vessels after id `after` (from the first without it), in id
+    /// order, each with what is booked and what remains, and whether more follow.
+    pub fn page(&self, after: Option<&str>, limit: usize) -> (Vec<ListedVessel>, bool) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let start = after.map_or(Unbounded, |after| Excluded(after.to_owned()));
+        let mut vessels =
+            self.vessels.range((start, Unbounded)).map(|(_, vessel)| ListedVessel::from(self.booked(vessel)));
+        let page: Vec<ListedVessel> = vessels.by_ref().take(limit).collect();
+        (page, vessels.next().is_some())
+    }
+
+    /// How many vessels the fleet has.
+    pub fn len(&self) -> usize {
+        self.vessels.len()
+    }
+
+    /// Whether the fleet has no vessel.
+    pub fn is_empty(&self) -> bool {
+        self.vessels.is_empty()
+    }
+
+    fn booked(&self, vessel: &NewVessel) -> Vessel {
+        let mut booked = vessel.clone().into_vessel();
+        booked.booked = self.ledger.vessel(&vessel.id).booked;
+        booked
+    }
+
+    fn reindex(&mut self) {
+        let remaining = self
+            .vessels
+            .values()
+            .map(|vessel| (vessel.id.clone(), remaining(vessel, self.ledger.vessel(&vessel.id).booked)));
+        self.index = FitIndex::build(remaining);
     }
 }
 
-/// The fleet a vessel-worker seeds when none is stored and no fleet file is given.
+impl Fold for Fleet {
+    fn apply(&mut self, event: &Event) {
+        if let Some(vessel_id) = consignment::created_vessel(&event.subject) {
+            if let Some(created) = shared::projection::decode::<EventView>(event) {
+                self.book(event.sequence, event.time_ms, vessel_id, &created);
+            }
+        } else if vessel::added_vessel(&event.subject).is_some()
+            && let Some(added) = shared::projection::decode::<NewVessel>(event)
+        {
+            self.add(added);
+        }
+    }
+
+    /// Rebuilds the fit index once after a run of events that added vessels.
+    fn settle(&mut self) {
+        if self.index.stale {
+            self.reindex();
+        }
+    }
+}
+
+/// What `vessel` can still take with `booked` on it; `None` if it is not available.
+fn remaining(vessel: &NewVessel, booked: Load) -> Option<Load> {
+    vessel.available.then(|| Load {
+        containers: vessel.capacity.saturating_sub(booked.containers),
+        weight: vessel.max_weight.saturating_sub(booked.weight),
+    })
+}
+
+/// A load fits in what remains.
+fn fits(remaining: Option<Load>, load: Load) -> bool {
+    remaining.is_some_and(|remaining| remaining.containers >= load.containers && remaining.weight >= load.weight)
+}
+
+/// Vessels in id order at the leaves of a complete binary tree; each node holds the
+/// most containers and the most weight left on any vessel below it.
+#[derive(Debug, Default)]
+struct FitIndex {
+    ids: Vec<String>,
+    positions: std::collections::HashMap<String, usize>,
+    /// Node `n`'s children are `2n` and `2n + 1`; leaves start at `leaves`.
+    nodes: Vec<Option<Load>>,
+    leaves: usize,
+    /// A vessel was added since the tree was built.
+    stale: bool,
+}
+
+impl FitIndex {
+    fn build(remaining: impl Iterator<Item = (String, Option<Load>)>) -> Self {
+        let (ids, loads): (Vec<String>, Vec<Option<Load>>) = remaining.unzip();
+        let leaves = ids.len().next_power_of_two();
+        let mut nodes = vec![None; 2 * leaves];
+        nodes[leaves..leaves + loads.len()].copy_from_slice(&loads);
+        for node in (1..leaves).rev() {
+            nodes[node] = most(nodes[2 * node], nodes[2 * node + 1]);
+        }
+        let positions = ids.iter().enumerate().map(|(position, id)| (id.clone(), position)).collect();
+        Self { ids, positions, nodes, leaves, stale: false }
+    }
+
+    fn set(&mut self, id: &str, remaining: Option<Load>) {
+        if self.stale {
+            return; // rebuilt before the next search
+        }
+        let Some(&position) = self.positions.get(id) else { return };
+        let mut node = self.leaves + position;
+        self.nodes[node] = remaining;
+        while node > 1 {
+            node /= 2;
+            self.nodes[node] = most(self.nodes[2 * node], self.nodes[2 * node + 1]);
+        }
+    }
+
+    fn first_fit(&self, load: Load) -> Option<&str> {
+        self.search(1, load).map(|position| self.ids[position].as_str())
+    }
+
+    /// The leftmost leaf below `node` that fits `load`.
+    fn search(&self, node: usize, load: Load) -> Option<usize> {
+        if node >= self.nodes.len() || !fits(self.nodes[node], load) {
+            return None;
+        }
+        if node >= self.leaves {
+            let position = node - self.leaves;
+            return (position < self.ids.len()).then_some(position);
+        }
+        self.search(2 * node, load).or_else(|| self.search(2 * node + 1, load))
+    }
+}
+
+fn most(a: Option<Load>, b: Option<Load>) -> Option<Load> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(Load { containers: a.containers.max(b.containers), weight: a.weight.max(b.weight) }),
+        (one, None) | (None, one) => one,
+    }
+}
+
+/// The fleet a vessel-worker seeds when no fleet file is given.
 ///
 /// # Panics
 /// Never: the built-in fleet is valid, as a unit test checks.
-pub fn default_fleet() -> Vec<VesselRecord> {
+pub fn default_fleet() -> Vec<NewVessel> {
     let vessel = |id: &str, name: &str, capacity, max_weight| NewVessel {
         id: id.to_owned(),
         capacity,
@@ -115,37 +234,23 @@ pub fn default_fleet() -> Vec<VesselRecord> {
 }
 
 /// A fleet of `vessels`, each valid and with a distinct id.
-pub fn new_fleet(vessels: Vec<NewVessel>) -> Result<Vec<VesselRecord>, FleetError> {
-    let mut fleet: Vec<VesselRecord> = Vec::with_capacity(vessels.len());
-    for vessel in vessels {
-        if fleet.iter().any(|known| known.vessel.id == vessel.id) {
-            return Err(FleetError::Duplicate(vessel.id));
+pub fn new_fleet(vessels: Vec<NewVessel>) -> Result<Vec<NewVessel>, FleetError> {
+    let mut ids = std::collections::HashSet::with_capacity(vessels.len());
+    for vessel in &vessels {
+        validate(vessel)?;
+        if !ids.insert(vessel.id.as_str()) {
+            return Err(FleetError::Duplicate(vessel.id.clone()));
         }
-        fleet.push(VesselRecord::new(vessel)?);
     }
-    Ok(fleet)
+    Ok(vessels)
 }
 
-/// The first vessel of `fleet`, in id order, that fits `load`; `record` finds the
-/// vessel in an entry.
-pub fn first_fit<T>(fleet: &[T], record: impl Fn(&T) -> &VesselRecord, load: Load) -> Option<&T> {
-    fleet.iter().filter(|entry| record(entry).fits(load)).min_by(|a, b| record(a).vessel.id.cmp(&record(b).vessel.id))
-}
-
-/// The vessel of `fleet` holding space for `consignment`, and the attempt that placed the hold.
-pub fn find_hold<'a, T>(
-    fleet: &'a [T],
-    record: impl Fn(&T) -> &VesselRecord,
-    consignment: &str,
-) -> Option<(&'a T, String)> {
-    fleet.iter().find_map(|entry| record(entry).holds.get(consignment).map(|hold| (entry, hold.attempt.clone())))
-}
-
-fn validate(vessel: &NewVessel) -> Result<(), FleetError> {
+/// Checks the rules for a new vessel.
+pub fn validate(vessel: &NewVessel) -> Result<(), FleetError> {
     if vessel.id.trim().is_empty() {
         return Err(FleetError::Invalid("id must not be empty"));
     }
-    // Ids are keys in the vessels bucket: NATS subject tokens.
+    // Ids stand in the subjects of the vessel's events: NATS subject tokens.
     if !shared::store::is_key(&vessel.id) {
         return Err(FleetError::Invalid("id may hold only letters, digits, '-' and '_', at most 128 of them"));
     }
@@ -168,106 +273,133 @@ fn validate(vessel: &NewVessel) -> Result<(), FleetError> {
 mod tests {
     use super::*;
 
+    const HOUR: Duration = Duration::from_secs(3600);
+
     fn load(containers: u32, weight: u64) -> Load {
         Load { containers, weight }
     }
 
-    fn record(id: &str, capacity: u32, max_weight: u64, available: bool) -> VesselRecord {
-        VesselRecord::new(NewVessel {
-            id: id.into(),
-            capacity,
-            max_weight,
-            name: id.into(),
-            available,
-            owner_id: String::new(),
-        })
-        .unwrap()
+    fn new_vessel(id: &str, capacity: u32, max_weight: u64, available: bool) -> NewVessel {
+        NewVessel { id: id.into(), capacity, max_weight, name: id.into(), available, owner_id: String::new() }
     }
 
-    fn booking(vessel_id: &str, attempt: &str) -> Booking {
-        Booking { vessel_id: vessel_id.into(), load: load(3, 30), attempt: attempt.into() }
+    fn fleet(vessels: impl IntoIterator<Item = NewVessel>) -> Fleet {
+        let mut fleet = Fleet::new(HOUR);
+        for vessel in vessels {
+            fleet.add(vessel);
+        }
+        fleet.settle();
+        fleet
+    }
+
+    /// A created event booking one consignment of `load` (no key).
+    fn created(load: Load) -> EventView {
+        let containers = vec![serde_json::json!({}); load.containers as usize];
+        serde_json::from_value(serde_json::json!({"consignments": [
+            {"consignment": {"id": uuid::Uuid::new_v4().to_string(), "weight": load.weight, "containers": containers}}
+        ]}))
+        .unwrap()
     }
 
     #[test]
     fn seed_consignment_gets_boaty_mcboatface() {
-        let fleet = default_fleet();
-        let found = first_fit(&fleet, |r| r, load(3, 55_000)).unwrap();
-        assert_eq!((found.vessel.id.as_str(), found.vessel.name.as_str()), ("vessel001", "Boaty McBoatface"));
+        let fleet = fleet(default_fleet());
+        let found = fleet.first_fit(load(3, 55_000)).unwrap();
+        assert_eq!((found.id.as_str(), found.name.as_str()), ("vessel001", "Boaty McBoatface"));
     }
 
     #[test]
     fn exact_fit_is_a_fit_and_one_more_is_not() {
-        let vessel = record("a", 3, 100, true);
-        assert!(vessel.fits(load(3, 100)));
-        assert!(!vessel.fits(load(4, 100)));
-        assert!(!vessel.fits(load(3, 101)));
+        let fleet = fleet([new_vessel("a", 3, 100, true)]);
+        assert!(fleet.first_fit(load(3, 100)).is_some());
+        assert!(fleet.first_fit(load(4, 100)).is_none());
+        assert!(fleet.first_fit(load(3, 101)).is_none());
     }
 
     #[test]
     fn first_fitting_available_vessel_in_id_order_wins() {
-        let fleet = [
-            record("d", 20, 2_000, true),
-            record("b", 10, 1_000, false),
-            record("c", 10, 1_000, true),
-            record("a", 1, 10, true),
-        ];
-        assert_eq!(first_fit(&fleet, |r| r, load(5, 500)).unwrap().vessel.id, "c");
-        assert!(first_fit(&fleet, |r| r, load(50, 1)).is_none());
+        let fleet = fleet([
+            new_vessel("d", 20, 2_000, true),
+            new_vessel("b", 10, 1_000, false),
+            new_vessel("c", 10, 1_000, true),
+            new_vessel("a", 1, 10, true),
+        ]);
+        assert_eq!(fleet.first_fit(load(5, 500)).unwrap().id, "c");
+        assert!(fleet.first_fit(load(50, 1)).is_none());
     }
 
     #[test]
-    fn holding_counts_the_load_against_what_remains() {
-        let mut vessel = record("a", 5, 100, true);
-        assert!(vessel.hold("c1", load(3, 60), "t1"));
-        assert_eq!(vessel.vessel.remaining(), load(2, 40));
-        assert!(!vessel.hold("c2", load(3, 10), "t2"), "only 2 containers remain");
-        assert!(vessel.hold("c2", load(2, 40), "t2"));
-        assert!(!vessel.fits(load(0, 1)), "full");
-        assert_eq!(vessel.holds.len(), 2);
-        let fleet = [record("b", 1, 1, true), vessel];
-        let (found, attempt) = find_hold(&fleet, |r| r, "c2").unwrap();
-        assert_eq!((found.vessel.id.as_str(), attempt.as_str()), ("a", "t2"));
-        assert!(find_hold(&fleet, |r| r, "c3").is_none());
+    fn bookings_count_against_what_remains_until_the_vessel_is_full() {
+        let mut fleet = fleet([new_vessel("a", 5, 100, true), new_vessel("b", 9, 900, true)]);
+        fleet.book(1, 0, "a", &created(load(3, 60)));
+        assert_eq!(fleet.vessel("a").unwrap().remaining(), load(2, 40));
+        assert_eq!(fleet.first_fit(load(3, 10)).unwrap().id, "b", "only 2 containers remain on a");
+        fleet.book(2, 0, "a", &created(load(2, 40)));
+        assert_eq!(fleet.first_fit(load(1, 1)).unwrap().id, "b", "a is full");
+        fleet.book(2, 0, "a", &created(load(2, 40)));
+        assert_eq!(fleet.vessel("a").unwrap().booked, load(5, 100), "an event taken in twice counts once");
     }
 
     #[test]
-    fn settling_the_recorded_hold_keeps_its_count_and_drops_the_marker() {
-        let mut vessel = record("a", 5, 100, true);
-        vessel.hold("c1", load(3, 30), "t1");
-        assert!(vessel.settle("c1", &booking("a", "t1")));
-        assert!(vessel.holds.is_empty());
-        assert_eq!(vessel.vessel.booked, load(3, 30));
-        assert!(!vessel.settle("c1", &booking("a", "t1")), "settling twice changes nothing");
+    fn a_vessel_added_twice_is_kept_as_first_added() {
+        let fleet = fleet([new_vessel("a", 5, 100, true), new_vessel("a", 50, 1000, true)]);
+        assert_eq!(fleet.vessel("a").unwrap().capacity, 5);
+        assert_eq!(fleet.len(), 1);
     }
 
     #[test]
-    fn settling_a_duplicate_hold_gives_its_load_back() {
-        let mut vessel = record("a", 5, 100, true);
-        vessel.hold("c1", load(3, 30), "t2");
-        assert!(vessel.settle("c1", &booking("a", "t1")), "another attempt's hold was recorded");
-        assert_eq!(vessel.vessel.booked, load(0, 0));
-        vessel.hold("c1", load(3, 30), "t1");
-        assert!(vessel.settle("c1", &booking("b", "t1")), "recorded on another vessel");
-        assert_eq!(vessel.vessel.booked, load(0, 0));
+    fn the_first_fit_is_the_same_as_a_scan_in_id_order_over_a_large_fleet() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let vessels: Vec<NewVessel> = (0..3_000)
+            .map(|n| {
+                new_vessel(
+                    &format!("v{:05}", rng.u32(..100_000) * 3 + n % 3),
+                    rng.u32(1..50),
+                    rng.u64(1..5_000),
+                    rng.u8(..10) > 0,
+                )
+            })
+            .collect();
+        let mut fleet = fleet(vessels.clone());
+        let mut sorted: Vec<NewVessel> = fleet.vessels.values().cloned().collect();
+        sorted.sort_by(|a, b| a.id.cmp(&b.id));
+        for sequence in 1..2_000 {
+            let want = load(rng.u32(1..20), rng.u64(1..2_000));
+            let scan = sorted
+                .iter()
+                .find(|vessel| fits(remaining(vessel, fleet.ledger.vessel(&vessel.id).booked), want))
+                .map(|vessel| vessel.id.clone());
+            let found = fleet.first_fit(want).map(|vessel| vessel.id);
+            assert_eq!(found, scan, "load {want:?}");
+            if let Some(id) = found {
+                fleet.book(sequence, 0, &id, &created(want));
+            }
+        }
+    }
+
+    #[test]
+    fn pages_follow_id_order() {
+        let fleet = fleet((0..5).map(|n| new_vessel(&format!("v{n}"), 1, 1, true)));
+        let (first, more) = fleet.page(None, 2);
+        assert_eq!(first.iter().map(|v| v.vessel.id.as_str()).collect::<Vec<_>>(), ["v0", "v1"]);
+        assert!(more);
+        let (last, more) = fleet.page(Some("v2"), 5);
+        assert_eq!(last.iter().map(|v| v.vessel.id.as_str()).collect::<Vec<_>>(), ["v3", "v4"]);
+        assert!(!more);
     }
 
     #[test]
     fn duplicate_ids_are_refused() {
-        let vessel = |id: &str| NewVessel {
-            id: id.into(),
-            capacity: 1,
-            max_weight: 1,
-            name: "n".into(),
-            available: true,
-            owner_id: String::new(),
-        };
-        assert_eq!(new_fleet(vec![vessel("a"), vessel("a")]), Err(FleetError::Duplicate("a".into())));
+        assert_eq!(
+            new_fleet(vec![new_vessel("a", 1, 1, true), new_vessel("a", 1, 1, true)]),
+            Err(FleetError::Duplicate("a".into()))
+        );
     }
 
     #[test]
     fn vessels_that_carry_nothing_or_have_bad_ids_are_refused() {
         let invalid = |capacity, max_weight, id: &str, name: &str| {
-            VesselRecord::new(NewVessel {
+            validate(&NewVessel {
                 id: id.into(),
                 capacity,
                 max_weight,

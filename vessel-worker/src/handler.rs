@@ -1,88 +1,70 @@
-//! The NATS edge: decodes requests, asks the [`Booker`], encodes replies.
-
-use std::{sync::Arc, time::Duration};
+//! The NATS edge: decodes requests, asks [`Vessels`], encodes replies, and maps
+//! [`VesselError`]s to error replies.
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use shared::{
     ServiceError,
     codec::{decode_request, encode},
-    model::{CreatedVessel, NewVessel, Specification, VesselList, VesselReply},
+    model::{CreatedVessel, ListVessels, NewVessel, Specification, VesselList, VesselReply},
     service::Handler,
     subjects::vessel,
 };
 
-use tokio_util::sync::DropGuard;
-
 use crate::{
-    booking::{Booker, BookingError},
-    fleet::{FleetError, VesselRecord},
-    store::VesselStore,
+    fleet::FleetError,
+    store::FleetLog,
+    vessels::{VesselError, Vessels},
 };
 
-/// Serves the vessel endpoints from the store.
+/// Vessels in a page unless the request asks for fewer.
+pub const DEFAULT_PAGE: u32 = 1000;
+/// The most vessels in a page.
+pub const MAX_PAGE: u32 = 1000;
+/// Room left in a reply for everything but the vessels.
+const ENVELOPE_BYTES: usize = 1024;
+
+/// Serves the vessel endpoints.
 #[derive(Debug)]
-pub struct VesselHandler<S> {
-    booker: Arc<Booker<S>>,
-    _sweeper: DropGuard,
+pub struct VesselHandler<L> {
+    vessels: Vessels<L>,
+    /// The largest reply NATS carries: no page may exceed it.
+    max_payload: usize,
 }
 
-impl<S: VesselStore> VesselHandler<S> {
-    /// Serves from `booker`, settling leftover holds every `sweep_interval` while it lives.
-    pub fn new(booker: Booker<S>, sweep_interval: Duration) -> Self {
-        let booker = Arc::new(booker);
-        let sweeper = shared::background::every("hold sweeper", sweep_interval, {
-            let booker = Arc::clone(&booker);
-            move || {
-                let booker = Arc::clone(&booker);
-                async move {
-                    // Failures are logged by the span; the next round tries again.
-                    if let Ok(settled @ 1..) = booker.sweep().await {
-                        tracing::info!(settled, "settled holds left by an interrupted booking");
-                    }
-                }
-            }
-        });
-        Self { booker, _sweeper: sweeper }
+impl<L: FleetLog> VesselHandler<L> {
+    pub fn new(vessels: Vessels<L>, max_payload: usize) -> Self {
+        Self { vessels, max_payload }
     }
 
     async fn find_available(&self, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {
         let spec: Specification = decode_request(payload)?;
-        let vessel = match &spec.consignment_id {
-            None => self.booker.find(spec.load()).await?,
-            Some(consignment) => {
-                if !shared::store::is_key(consignment) {
-                    return Err(ServiceError::bad_request("consignment_id may hold only letters, digits, '-' and '_'"));
-                }
-                let vessel = self.booker.book(consignment, spec.load()).await?;
-                tracing::debug!(%consignment, vessel = %vessel.id, "space booked");
-                vessel
-            }
-        };
+        let vessel = self.vessels.find(spec.load(), spec.sequence).await?;
         Ok(encode(&VesselReply { vessel }))
     }
 
     async fn create(&self, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {
-        let mut vessel: NewVessel = decode_request(payload)?;
-        if vessel.id.is_empty() {
-            vessel.id = uuid::Uuid::new_v4().to_string();
-        }
-        let record = VesselRecord::new(vessel).map_err(BookingError::from)?;
-        if !self.booker.store().create_vessel(&record).await.map_err(BookingError::from)? {
-            return Err(BookingError::from(FleetError::Duplicate(record.vessel.id)).into());
-        }
-        tracing::info!(vessel = %record.vessel.id, "vessel added");
-        Ok(encode(&CreatedVessel { created: true, vessel: record.vessel }))
+        let vessel: NewVessel = decode_request(payload)?;
+        let vessel = self.vessels.add(vessel).await?;
+        Ok(encode(&CreatedVessel { created: true, vessel }))
     }
 
-    async fn list(&self) -> Result<Vec<u8>, ServiceError> {
-        let fleet = self.booker.store().vessels().await.map_err(BookingError::from)?;
-        let vessels = fleet.into_iter().map(|entry| entry.value.vessel.into()).collect();
-        Ok(encode(&VesselList { vessels }))
+    fn list(&self, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {
+        // `nats req vessel.list ''` asks for the first page.
+        let request: ListVessels =
+            if payload.trim_ascii().is_empty() { ListVessels::default() } else { decode_request(payload)? };
+        let limit = request.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ServiceError::bad_request(format!("limit must be between 1 and {MAX_PAGE}")));
+        }
+        let max_bytes = self.max_payload.saturating_sub(ENVELOPE_BYTES);
+        let (vessels, more) = self.vessels.list(request.cursor.as_deref(), limit as usize, max_bytes);
+        let next = more.then(|| vessels.last().map(|listed| listed.vessel.id.clone())).flatten();
+        Ok(encode(&VesselList { vessels, next }))
     }
 }
 
-impl<S: VesselStore> Handler for VesselHandler<S> {
+impl<L: FleetLog> Handler for VesselHandler<L> {
     async fn handle(
         &self,
         subject: &str,
@@ -92,24 +74,20 @@ impl<S: VesselStore> Handler for VesselHandler<S> {
         match subject {
             vessel::FIND_AVAILABLE => self.find_available(&payload).await,
             vessel::CREATE => self.create(&payload).await,
-            vessel::LIST => self.list().await,
+            vessel::LIST => self.list(&payload),
             other => Err(ServiceError::not_found(format!("no endpoint {other}"))),
         }
     }
 }
 
-impl From<BookingError> for ServiceError {
-    fn from(error: BookingError) -> Self {
+impl From<VesselError> for ServiceError {
+    fn from(error: VesselError) -> Self {
         match error {
-            BookingError::Fleet(error @ FleetError::NoVesselAvailable) => Self::not_found(error.to_string()),
-            BookingError::Fleet(error @ FleetError::Duplicate(_)) => Self::conflict(error.to_string()),
-            BookingError::Fleet(error @ FleetError::Invalid(_)) => Self::bad_request(error.to_string()),
-            error @ BookingError::Contended(_) => Self::new(shared::ErrorCode::Unavailable, error.to_string()),
-            error @ (BookingError::VesselMissing { .. } | BookingError::Stopped) => {
-                tracing::error!(%error);
-                Self::internal("the vessel store failed")
-            }
-            BookingError::Store(error) => error.into(),
+            VesselError::Fleet(error @ FleetError::NoVesselAvailable) => Self::not_found(error.to_string()),
+            VesselError::Fleet(error @ FleetError::Duplicate(_)) => Self::conflict(error.to_string()),
+            VesselError::Fleet(error @ FleetError::Invalid(_)) => Self::bad_request(error.to_string()),
+            error @ VesselError::Behind(_) => Self::new(shared::ErrorCode::Unavailable, error.to_string()),
+            VesselError::Store(error) => error.into(),
         }
     }
 }

@@ -1,40 +1,34 @@
-//! `vessel-worker`: keeps the fleet in JetStream and books space on it.
+//! `vessel-worker`: keeps the fleet and answers which vessel has room.
 //!
 //! | subject                 | request           | reply                             |
 //! |-------------------------|-------------------|-----------------------------------|
 //! | `vessel.find_available` | `{"capacity":3,"max_weight":55000}` | `{"vessel":{..}}` or 404 `no vessel available` |
-//! | ... with `"consignment_id":ID` | the same, booking the space for ID once | the vessel booked |
 //! | `vessel.create`         | a vessel          | `{"created":true,"vessel":{..}}`  |
-//! | `vessel.list`           | anything          | `{"vessels":[..]}`                |
+//! | `vessel.list`           | `{"limit","cursor"}` or empty | `{"vessels":[..],"next":..}` |
 //!
-//! Every instance joins the `vessel-worker` queue group and holds no state of its
-//! own: the fleet and the bookings live in JetStream ([`store`]), so any instance
-//! answers any request the same way.
+//! Every instance joins the `vessel-worker` queue group and answers from its
+//! [`fleet::Fleet`], a projection of the event stream kept in memory: the vessels
+//! added, and what the consignment-worker's created events booked on each
+//! ([`shared::store`] has the layout). Adding a vessel appends its event
+//! ([`store`]); the vessel-worker books nothing itself.
 
-pub mod booking;
 pub mod fleet;
 pub mod handler;
 pub mod store;
+pub mod vessels;
 
-use std::{future::Future, path::PathBuf, time::Duration};
+use std::{future::Future, path::PathBuf};
 
 use anyhow::Context as _;
 use shared::{
     config::WorkerConfig,
     model::NewVessel,
+    projection::Projection,
     service::{Service, ServiceSpec},
     subjects::vessel,
 };
 
-use crate::{
-    booking::Booker,
-    fleet::VesselRecord,
-    handler::VesselHandler,
-    store::{JetStreamStore, VesselStore as _},
-};
-
-/// How often leftover holds are settled.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+use crate::{fleet::Fleet, handler::VesselHandler, store::JetStreamLog, vessels::Vessels};
 
 /// How a vessel-worker is set up: flags, or the environment variables named.
 #[derive(Debug, Clone, clap::Parser)]
@@ -55,11 +49,11 @@ impl Config {
     }
 
     /// The fleet to seed: the fleet file's, or the built-in one.
-    pub fn fleet(&self) -> anyhow::Result<Vec<VesselRecord>> {
+    pub fn fleet(&self) -> anyhow::Result<Vec<NewVessel>> {
         let Some(path) = &self.fleet_file else {
             return Ok(fleet::default_fleet());
         };
-        let read = || -> anyhow::Result<Vec<VesselRecord>> {
+        let read = || -> anyhow::Result<Vec<NewVessel>> {
             let vessels: Vec<NewVessel> = serde_json::from_slice(&std::fs::read(path)?)?;
             Ok(fleet::new_fleet(vessels)?)
         };
@@ -68,32 +62,36 @@ impl Config {
 }
 
 /// The vessel service as this crate runs it.
-pub type VesselService = Service<VesselHandler<JetStreamStore>>;
+pub type VesselService = Service<VesselHandler<JetStreamLog>>;
 
-/// Connects to NATS, opens the buckets, seeds the fleet and registers the vessel
-/// service; returns once it takes requests.
+/// Connects to NATS, opens the event stream, seeds the fleet, catches the fleet
+/// projection up with the stream and registers the vessel service; returns once it
+/// takes requests.
 pub async fn start(config: &Config) -> anyhow::Result<VesselService> {
     let fleet = config.fleet()?;
     tracing::info!(nats_url = %config.worker.nats.redacted_url(), "starting vessel-worker");
     let client = shared::nats::connect_worker(&config.worker.nats, shared::roles::VESSEL_WORKER).await?;
-    let store = JetStreamStore::open(client.clone(), &config.worker.store).await?;
-    let mut added = 0;
-    for record in &fleet {
-        added += usize::from(store.create_vessel(record).await?);
-    }
+    let js = async_nats::jetstream::new(client.clone());
+    let stream = shared::store::events(&js, &config.worker.store).await?;
+    let log = JetStreamLog::new(js);
+    let added = Vessels::seed(&log, &fleet).await?;
     tracing::info!(seeded = fleet.len(), added, "fleet seeded; vessels already stored were left as they are");
 
-    let booker = Booker::new(store);
+    let projection = Projection::new(Fleet::new(config.worker.idempotency_window()));
+    let following = shared::projection::follow(&client, stream, std::sync::Arc::clone(&projection)).await?;
+    tracing::info!(vessels = projection.read(Fleet::len), "fleet projection ready");
+    let vessels = Vessels::new(log, projection, Some(following));
+    let max_payload = client.server_info().max_payload;
     let spec = ServiceSpec {
         name: vessel::SERVICE,
         version: env!("CARGO_PKG_VERSION"),
-        description: "Finds and books vessels for consignments and keeps the fleet",
+        description: "Finds vessels with room for consignments and keeps the fleet",
         queue_group: vessel::QUEUE_GROUP,
         endpoints: &[vessel::FIND_AVAILABLE_ENDPOINT, vessel::CREATE_ENDPOINT, vessel::LIST_ENDPOINT],
         max_request_bytes: config.worker.max_request_bytes,
         max_in_flight: config.worker.max_in_flight,
     };
-    Ok(Service::start(client, spec, VesselHandler::new(booker, SWEEP_INTERVAL)).await?)
+    Ok(Service::start(client, spec, VesselHandler::new(vessels, max_payload)).await?)
 }
 
 /// Runs a vessel-worker until `shutdown` completes, then stops gracefully.

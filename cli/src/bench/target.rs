@@ -14,7 +14,7 @@ use shared::{
 use crate::client::Services;
 
 /// The specification `raw` and `find` send: the seed consignment's needs.
-const SPECIFICATION: Specification = Specification { capacity: 3, max_weight: 55_000, consignment_id: None };
+const SPECIFICATION: Specification = Specification { capacity: 3, max_weight: 55_000, sequence: None };
 
 /// The vessel the `create` scenario books onto: first in id order, with room for
 /// every consignment a bench can send, so that the fleet never runs out mid-run.

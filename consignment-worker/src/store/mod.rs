@@ -1,104 +1,41 @@
-//! Where consignments, creates in flight, idempotency keys and events are kept.
+//! Where creates are written and consignments read back: the event stream.
 //!
-//! # Key layout
-//!
-//! | bucket / stream                                           | key / subject         | value            | written |
-//! |-----------------------------------------------------------|-----------------------|------------------|---------|
-//! | [`CONSIGNMENTS_BUCKET`](shared::store::CONSIGNMENTS_BUCKET) | consignment id      | [`Consignment`]  | create only: a consignment never changes |
-//! | [`CREATES_BUCKET`](shared::store::CREATES_BUCKET)         | consignment id        | [`PendingCreate`] | create, then removed when the create is done |
-//! | [`IDEMPOTENCY_BUCKET`](shared::store::IDEMPOTENCY_BUCKET) | name-based UUID of the `Nats-Msg-Id` | [`KeyClaim`] | create only; expires after the idempotency window |
-//! | [`EVENTS_STREAM`](shared::store::EVENTS_STREAM)           | `consignment.created` | [`Consignment`]  | published with `Nats-Msg-Id` = consignment id |
-//!
-//! # Revision rules
-//!
-//! * Every record is created only if its key is absent, and the loser of a race
-//!   reads the winner's record: two instances doing the same create end with one
-//!   consignment, one claim, one create in flight.
-//! * A finished create's record is purged with a marker that expires after a few
-//!   seconds (per-message TTL), so the creates bucket holds only creates in flight
-//!   and the recovery scan costs what is in flight, not what was ever created.
-//! * A consignment's revision is its place in the consignments stream: pages of
-//!   `consignment.list` follow it, so a page cursor stays valid as consignments are added.
+//! A create is one append: a `consignment.created.<vessel_id>` event holding the
+//! consignments booked onto that vessel together (group commit), guarded by the
+//! vessel subject's last sequence. Nothing else is written for it: bookings,
+//! idempotency keys and the place of each consignment are derived from the
+//! stream ([`crate::consignments`]); a consignment is read back from its event. The
+//! layout and sequence rules of the stream are in [`shared::store`].
 
-pub mod jetstream;
+mod jetstream;
 
 use std::future::Future;
 
-pub use jetstream::JetStreamStore;
-use serde::{Deserialize, Serialize};
-use shared::model::{Consignment, NewConsignment};
-pub use shared::store::StoreError;
+use bytes::Bytes;
+pub use jetstream::JetStreamLog;
+pub use shared::store::{AppendError, StoreError, StoredMessage};
 
-use crate::domain::ConsignmentFilter;
-
-/// What an idempotency key stands for: the consignment it created, and a
-/// fingerprint of the request, so a key reused for another consignment is refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyClaim {
-    pub consignment_id: String,
-    pub fingerprint: String,
-}
-
-/// A create in flight: enough to finish it after a crash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingCreate {
-    pub request: NewConsignment,
-    /// When it began, in milliseconds since the Unix epoch.
-    pub started_ms: u64,
-}
-
-/// A create in flight as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredCreate {
-    pub consignment_id: String,
-    pub create: PendingCreate,
-}
-
-/// Which page of consignments to read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageQuery {
-    /// Start after this revision (0: from the start).
-    pub after: u64,
-    pub limit: usize,
-    pub filter: ConsignmentFilter,
-    /// The most bytes the consignments of the page may take, encoded.
-    pub max_bytes: usize,
-}
-
-/// A page of consignments and the revision to continue after, if more may follow.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    pub consignments: Vec<Consignment>,
-    pub next: Option<u64>,
-}
-
-/// Stores consignments and everything a create needs to be exactly-once.
-pub trait ConsignmentStore: Clone + Send + Sync + 'static {
-    /// Claims idempotency key `key` with `claim` unless it is claimed; returns the claim that holds.
-    fn claim_key(&self, key: &str, claim: &KeyClaim) -> impl Future<Output = Result<KeyClaim, StoreError>> + Send;
-
-    /// The consignment `id`, if stored.
-    fn consignment(&self, id: &str) -> impl Future<Output = Result<Option<Consignment>, StoreError>> + Send;
-
-    /// Stores `consignment` unless its id is stored; returns the one that is.
-    fn store_consignment(
+/// Appends created events and reads them back.
+pub trait EventLog: Send + Sync + 'static {
+    /// Appends `event` to `vessel_id`'s created events, provided its last is at
+    /// sequence `expected` (0: none); returns the event's sequence once stored.
+    fn append(
         &self,
-        consignment: &Consignment,
-    ) -> impl Future<Output = Result<Consignment, StoreError>> + Send;
+        vessel_id: &str,
+        expected: u64,
+        event: Bytes,
+    ) -> impl Future<Output = Result<u64, AppendError>> + Send;
 
-    /// Records the create of `id` as in flight, unless it is; returns whether this call recorded it.
-    fn begin_create(&self, id: &str, create: &PendingCreate) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The sequence of the newest event in the stream.
+    fn last_sequence(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Removes the record of the create of `id`: it is done, or abandoned.
-    fn finish_create(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Every create in flight.
-    fn creates_in_flight(&self) -> impl Future<Output = Result<Vec<StoredCreate>, StoreError>> + Send;
-
-    /// Publishes `consignment.created` for `consignment` into the events stream,
-    /// once per consignment id within the stream's duplicate window.
-    fn announce(&self, consignment: &Consignment) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// A page of consignments, oldest first.
-    fn page(&self, query: &PageQuery) -> impl Future<Output = Result<Page, StoreError>> + Send;
+    /// Up to `batch` created events (of `vessel_id`'s, if given) from sequence
+    /// `from` on, at most about `max_bytes` of them if given (at least one).
+    fn read(
+        &self,
+        from: u64,
+        vessel_id: Option<&str>,
+        batch: usize,
+        max_bytes: Option<usize>,
+    ) -> impl Future<Output = Result<Vec<StoredMessage>, StoreError>> + Send;
 }

@@ -1,64 +1,23 @@
-//! Where the fleet and the bookings are kept.
+//! Where the fleet is written: `vessel.added.<id>` events in the event stream.
 //!
-//! # Key layout
-//!
-//! | bucket                                              | key            | value             | written            |
-//! |-----------------------------------------------------|----------------|-------------------|--------------------|
-//! | [`VESSELS_BUCKET`](shared::store::VESSELS_BUCKET)   | vessel id      | [`VesselRecord`]  | create, then compare-and-set |
-//! | [`BOOKINGS_BUCKET`](shared::store::BOOKINGS_BUCKET) | consignment id | [`Booking`]       | create only        |
-//!
-//! # Revision rules
-//!
-//! * A vessel is created only if its key is absent ([`VesselStore::create_vessel`]),
-//!   so seeding never overwrites a vessel whose bookings exist, and two instances
-//!   cannot both create one id.
-//! * A vessel changes only by compare-and-set against the revision it was read at
-//!   ([`VesselStore::update_vessel`]): a booking decision is always made on the
-//!   vessel's current state, or not at all.
-//! * A booking is created once and never changed: the first attempt to record it
-//!   wins, later ones read the winner.
+//! The vessel-worker appends one event per vessel, guarded by
+//! `Nats-Expected-Last-Subject-Sequence: 0` so that an id is added once, however
+//! many instances seed or create it at once. It writes nothing else: what is booked
+//! on a vessel is derived from the consignment-worker's `consignment.created.<id>`
+//! events ([`crate::fleet::Fleet`]). The layout and sequence rules of the stream are
+//! in [`shared::store`].
 
 mod jetstream;
 
 use std::future::Future;
 
-pub use jetstream::JetStreamStore;
+pub use jetstream::JetStreamLog;
+use shared::model::NewVessel;
 pub use shared::store::StoreError;
 
-use crate::fleet::{Booking, VesselRecord};
-
-/// A stored value and the revision it was read at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Versioned<T> {
-    pub value: T,
-    pub revision: u64,
-}
-
-/// Stores vessels and bookings.
-pub trait VesselStore: Send + Sync + 'static {
-    /// Every vessel, in id order.
-    fn vessels(&self) -> impl Future<Output = Result<Vec<Versioned<VesselRecord>>, StoreError>> + Send;
-
-    /// One vessel.
-    fn vessel(&self, id: &str) -> impl Future<Output = Result<Option<Versioned<VesselRecord>>, StoreError>> + Send;
-
-    /// Stores `record` unless a vessel with its id exists; returns whether it did.
-    fn create_vessel(&self, record: &VesselRecord) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Replaces the vessel read at `revision` with `record`; `false` if it changed since.
-    fn update_vessel(
-        &self,
-        record: &VesselRecord,
-        revision: u64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// The booking of `consignment`, if recorded.
-    fn booking(&self, consignment: &str) -> impl Future<Output = Result<Option<Booking>, StoreError>> + Send;
-
-    /// Records `booking` for `consignment` unless one is recorded; returns the one that is.
-    fn record_booking(
-        &self,
-        consignment: &str,
-        booking: &Booking,
-    ) -> impl Future<Output = Result<Booking, StoreError>> + Send;
+/// Appends vessels to the fleet.
+pub trait FleetLog: Send + Sync + 'static {
+    /// Adds `vessel` unless a vessel with its id was added before; returns the
+    /// sequence of its event, or `None` if the id exists.
+    fn add_vessel(&self, vessel: &NewVessel) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 }

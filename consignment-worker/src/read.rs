@@ -1,0 +1,152 @@
+//! Reading consignments back: a get by id, and pages in the order they were stored.
+//!
+//! Both read the events that hold the consignments, and consult the projection for
+//! which entries count (a void repeat of an idempotency key lists nowhere).
+//!
+//! * **get**: the projection knows where the consignment is; one direct get reads
+//!   its event. An id the projection does not know is looked for again once it has
+//!   caught up with the stream's last sequence as the server has it *now*: a get
+//!   sent after a create's reply therefore finds it through any instance.
+//! * **list**: pages of the stream's created events (of one vessel's, with the
+//!   vessel filter: the server filters by subject), up to the projection's
+//!   position. A consignment is listed once the instance answering has taken its
+//!   event in: a list lags the stream by that instance's delay, which the README
+//!   gives as measured. A cursor is the place of the last consignment listed, so it
+//!   stays valid as consignments are added.
+
+use std::sync::Arc;
+
+use shared::{
+    model::{Consignment, ConsignmentsCreated},
+    projection::Projection,
+    store::MAX_BATCH,
+};
+use uuid::Uuid;
+
+use crate::{
+    consignments::{Consignments, Location},
+    create::{CreateError, FRESHNESS},
+    domain::ConsignmentFilter,
+    store::{EventLog, StoreError},
+};
+
+/// The most stored consignments one filtered page looks at before it answers with
+/// what it found and a cursor to go on from.
+const SCAN_LIMIT: usize = 10 * MAX_BATCH;
+
+/// The consignment stored at `location`.
+pub async fn fetch(log: &impl EventLog, location: Location) -> Result<Consignment, StoreError> {
+    let found = log.read(location.sequence, None, 1, None).await?;
+    let message = found
+        .into_iter()
+        .find(|message| message.sequence == location.sequence)
+        .ok_or_else(|| StoreError::new(format!("read event {}", location.sequence), "it is not in the stream"))?;
+    let event: ConsignmentsCreated = shared::store::decode("a created event", &message.payload)?;
+    event
+        .consignments
+        .into_iter()
+        .nth(location.entry as usize)
+        .map(|entry| entry.consignment)
+        .ok_or_else(|| StoreError::new(format!("read event {}", location.sequence), "it has no such entry"))
+}
+
+/// Which page of consignments to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageQuery {
+    /// Start after this place (none: from the start).
+    pub after: Option<Location>,
+    pub limit: usize,
+    pub filter: ConsignmentFilter,
+    /// The most bytes the consignments of the page may take, encoded.
+    pub max_bytes: usize,
+}
+
+/// A page of consignments and the place to continue after, if more may follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub consignments: Vec<Consignment>,
+    pub next: Option<Location>,
+}
+
+/// Reads consignments.
+#[derive(Debug)]
+pub struct Reader<L> {
+    log: Arc<L>,
+    view: Arc<Projection<Consignments>>,
+}
+
+impl<L: EventLog> Reader<L> {
+    pub fn new(log: Arc<L>, view: Arc<Projection<Consignments>>) -> Self {
+        Self { log, view }
+    }
+
+    /// The consignment `id`, if stored.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn get(&self, id: &str) -> Result<Option<Consignment>, CreateError> {
+        let Ok(id) = Uuid::parse_str(id) else { return Ok(None) };
+        let mut location = self.view.read(|view| view.location(&id));
+        if location.is_none() {
+            let last = self.log.last_sequence().await?;
+            self.view.wait_for(last, FRESHNESS).await?;
+            location = self.view.read(|view| view.location(&id));
+        }
+        match location {
+            Some(location) => Ok(Some(fetch(self.log.as_ref(), location).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A page of consignments, oldest first.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn page(&self, query: &PageQuery) -> Result<Page, StoreError> {
+        let until = self.view.position();
+        let mut page = Page { consignments: Vec::new(), next: None };
+        let mut bytes = 0;
+        let mut scanned = 0;
+        let mut from = query.after.map_or(1, |after| after.sequence);
+        loop {
+            let events =
+                self.log.read(from, query.filter.vessel_id.as_deref(), MAX_BATCH, Some(query.max_bytes)).await?;
+            let Some(last) = events.last() else { return Ok(page) };
+            let (last_sequence, more) = (last.sequence, last.pending > 0);
+            for message in events {
+                if message.sequence > until {
+                    return Ok(page);
+                }
+                let event: ConsignmentsCreated = shared::store::decode("a created event", &message.payload)?;
+                for (entry, created) in event.consignments.into_iter().enumerate() {
+                    let location =
+                        Location { sequence: message.sequence, entry: u32::try_from(entry).unwrap_or(u32::MAX) };
+                    if query.after.is_some_and(|after| location <= after) {
+                        continue;
+                    }
+                    scanned += 1;
+                    let consignment = created.consignment;
+                    if self.view.read(|view| view.counts(&consignment.id, location))
+                        && query.filter.matches(&consignment)
+                    {
+                        // As the reply encodes it, and a comma; the caller leaves room
+                        // in max_bytes for the reply's envelope.
+                        let size = shared::codec::encode(&consignment).len() + 1;
+                        if bytes + size > query.max_bytes {
+                            return Ok(page);
+                        }
+                        bytes += size;
+                        page.consignments.push(consignment);
+                    }
+                    page.next = Some(location);
+                    if page.consignments.len() == query.limit {
+                        return Ok(page);
+                    }
+                }
+            }
+            if !more || last_sequence >= until || scanned >= SCAN_LIMIT {
+                if !more || last_sequence >= until {
+                    page.next = None;
+                }
+                return Ok(page);
+            }
+            from = last_sequence + 1;
+        }
+    }
+}

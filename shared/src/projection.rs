@@ -1,0 +1,199 @@
+//! Projections: state folded from the event stream and kept in memory, so that
+//! requests read it without a JetStream round trip.
+//!
+//! A projection is rebuilt at start by reading the stream from its first message
+//! ([`follow`] returns once it has caught up with the stream's last sequence as it
+//! was then), and is kept current after that by an ordered consumer. It is never
+//! the source of truth: losing it loses nothing, and every decision taken on it is
+//! guarded by the server (see [`crate::store`], "Sequence rules").
+//!
+//! Each projection knows the sequence it has taken in up to, and a request that
+//! must see a given event (its own write, or one it was told of) waits for that
+//! sequence with [`Projection::wait_for`]: that is how a create's reply, a get
+//! right after it and a find after a lost race read their own writes.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use futures::StreamExt as _;
+use tokio::sync::watch;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::store::{Event, StoreError};
+
+/// State folded from events, one at a time, in stream order.
+pub trait Fold: Send + Sync + 'static {
+    /// Takes in `event`. Events arrive in stream order, each once; one that cannot be
+    /// read is the fold's to pass over (and log), never to stop on.
+    fn apply(&mut self, event: &Event);
+
+    /// Called after each run of events taken in together, before anyone reads:
+    /// the place for work worth doing once per run rather than once per event.
+    fn settle(&mut self) {}
+}
+
+/// The payload of `event` as a `T`, or `None`, logged, for an event that cannot be
+/// read (only the admin could have written it): a fold passes it over.
+pub fn decode<T: serde::de::DeserializeOwned>(event: &Event) -> Option<T> {
+    serde_json::from_slice(&event.payload)
+        .map_err(|error| {
+            tracing::error!(sequence = event.sequence, subject = %event.subject, %error, "an event that cannot be read is passed over");
+        })
+        .ok()
+}
+
+/// A projection did not reach a sequence in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the projection is at sequence {at}, behind {wanted}")]
+pub struct Behind {
+    pub at: u64,
+    pub wanted: u64,
+}
+
+/// State of type `T`, and the stream sequence it has taken in up to.
+#[derive(Debug)]
+pub struct Projection<T> {
+    state: RwLock<T>,
+    position: watch::Sender<u64>,
+}
+
+impl<T: Fold> Projection<T> {
+    /// A projection starting from `state`, which has taken in nothing.
+    pub fn new(state: T) -> Arc<Self> {
+        Arc::new(Self { state: RwLock::new(state), position: watch::Sender::new(0) })
+    }
+
+    /// Reads the state.
+    ///
+    /// # Panics
+    /// If a fold panicked while holding the state (a bug): the state may be half-changed.
+    pub fn read<R>(&self, read: impl FnOnce(&T) -> R) -> R {
+        read(&self.state.read().expect("a projection's fold never panics"))
+    }
+
+    /// Takes in `events` (in stream order) and tells the waiters.
+    ///
+    /// # Panics
+    /// As [`Projection::read`].
+    pub fn apply(&self, events: &[Event]) {
+        let Some(last) = events.last() else { return };
+        {
+            let mut state = self.state.write().expect("a projection's fold never panics");
+            for event in events {
+                state.apply(event);
+            }
+            state.settle();
+        }
+        self.position.send_if_modified(|position| {
+            let moved = last.sequence > *position;
+            *position = (*position).max(last.sequence);
+            moved
+        });
+    }
+
+    /// The sequence taken in up to.
+    pub fn position(&self) -> u64 {
+        *self.position.borrow()
+    }
+
+    /// Waits until the projection has taken in `sequence`, at most `timeout`.
+    pub async fn wait_for(&self, sequence: u64, timeout: Duration) -> Result<(), Behind> {
+        let mut position = self.position.subscribe();
+        let reached = position.wait_for(|&at| at >= sequence);
+        match tokio::time::timeout(timeout, reached).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Behind { at: self.position(), wanted: sequence }),
+        }
+    }
+}
+
+impl<T: Fold> Projection<T> {
+    /// Waits until `ready` holds of the state (checked now and after each run of
+    /// events taken in), at most `timeout`; returns whether it does.
+    pub async fn wait_until(&self, ready: impl Fn(&T) -> bool, timeout: Duration) -> bool {
+        let mut position = self.position.subscribe();
+        let holds = position.wait_for(|_| self.read(&ready));
+        matches!(tokio::time::timeout(timeout, holds).await, Ok(Ok(_)))
+    }
+}
+
+/// How long a follower waits before following again after its consumer failed.
+const REFOLLOW_AFTER: Duration = Duration::from_millis(250);
+/// The most events taken in under one write of the state.
+const MAX_APPLY: usize = 256;
+
+/// How long a projection may take to catch up with the stream at start.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Keeps `projection` current with the event stream: reads the stream's last
+/// sequence, follows the stream from the projection's position on, and returns once
+/// the projection has caught up with that last sequence. It goes on following on a
+/// task of its own until the returned guard is dropped.
+pub async fn follow<T: Fold>(
+    client: &async_nats::Client,
+    stream: async_nats::jetstream::stream::Stream,
+    projection: Arc<Projection<T>>,
+) -> Result<DropGuard, StoreError> {
+    let caught_up_at = crate::store::last_sequence(&stream).await?;
+    let first = crate::store::follow(client, &stream, projection.position() + 1).await?;
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let client = client.clone();
+    let follower = Arc::clone(&projection);
+    tokio::spawn(async move {
+        let mut events = Some(first);
+        loop {
+            if let Some(events) = events.take() {
+                let taken = take_in(&follower, events);
+                tokio::select! {
+                    () = stopped.cancelled() => return,
+                    error = taken => tracing::warn!(%error, position = follower.position(), "following the event stream stopped; following again"),
+                }
+            }
+            tokio::select! {
+                () = stopped.cancelled() => return,
+                () = tokio::time::sleep(REFOLLOW_AFTER) => {}
+            }
+            match crate::store::follow(&client, &stream, follower.position() + 1).await {
+                Ok(following) => events = Some(following),
+                Err(error) => tracing::warn!(%error, "cannot follow the event stream; trying again"),
+            }
+        }
+    });
+    let guard = stop.drop_guard();
+    let started = std::time::Instant::now();
+    projection
+        .wait_for(caught_up_at, CATCH_UP_TIMEOUT)
+        .await
+        .map_err(|behind| StoreError::new("catch up with the event stream", behind))?;
+    tracing::info!(events = caught_up_at, took = ?started.elapsed(), "projection caught up with the event stream");
+    Ok(guard)
+}
+
+/// Takes events in until the consumer fails; returns why.
+async fn take_in<T: Fold>(
+    projection: &Projection<T>,
+    events: impl futures::Stream<Item = Result<Event, StoreError>>,
+) -> StoreError {
+    let mut events = std::pin::pin!(events.ready_chunks(MAX_APPLY));
+    while let Some(chunk) = events.next().await {
+        let mut taken = Vec::with_capacity(chunk.len());
+        let mut failed = None;
+        for event in chunk {
+            match event {
+                Ok(event) => taken.push(event),
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
+            }
+        }
+        projection.apply(&taken);
+        if let Some(error) = failed {
+            return error;
+        }
+    }
+    StoreError::new("follow the event stream", "the consumer ended")
+}

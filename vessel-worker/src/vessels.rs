@@ -1,0 +1,105 @@
+//! The vessel service's operations, over the fleet projection and the fleet log.
+//!
+//! Reads (`find`, `list`) come from the [`Fleet`] in memory, kept current with the
+//! event stream; writes (`add`) append to the stream and return once this
+//! instance's projection has taken the write in, so that a vessel is listed and
+//! found here as soon as it is added.
+
+use std::{sync::Arc, time::Duration};
+
+use shared::{
+    model::{ListedVessel, Load, NewVessel, Vessel},
+    projection::{Behind, Projection},
+};
+use tokio_util::sync::DropGuard;
+
+use crate::{
+    fleet::{Fleet, FleetError, validate},
+    store::{FleetLog, StoreError},
+};
+
+/// How long a request waits for the projection to reach a sequence it must see.
+const FRESHNESS: Duration = Duration::from_secs(2);
+
+/// Why a vessel operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VesselError {
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    #[error("the fleet is catching up with the event stream: {0}")]
+    Behind(#[from] Behind),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Finds, adds and lists vessels.
+#[derive(Debug)]
+pub struct Vessels<L> {
+    log: L,
+    fleet: Arc<Projection<Fleet>>,
+    /// Keeps the projection following the stream while the service lives.
+    _following: Option<DropGuard>,
+}
+
+impl<L: FleetLog> Vessels<L> {
+    /// Over `fleet`, kept current while `following` lives, adding to `log`.
+    pub fn new(log: L, fleet: Arc<Projection<Fleet>>, following: Option<DropGuard>) -> Self {
+        Self { log, fleet, _following: following }
+    }
+
+    /// The first vessel, in id order, with room for `load`, in a fleet that has taken
+    /// in the event stream at least up to `sequence`, if given. Books nothing.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn find(&self, load: Load, sequence: Option<u64>) -> Result<Vessel, VesselError> {
+        if let Some(sequence) = sequence {
+            self.fleet.wait_for(sequence, FRESHNESS).await?;
+        }
+        Ok(self.fleet.read(|fleet| fleet.first_fit(load)).ok_or(FleetError::NoVesselAvailable)?)
+    }
+
+    /// Adds `vessel` to the fleet, with an assigned id if it has none; a vessel with
+    /// its id exists already: [`FleetError::Duplicate`].
+    #[tracing::instrument(skip_all, fields(vessel = %vessel.id), err(level = "debug"))]
+    pub async fn add(&self, mut vessel: NewVessel) -> Result<Vessel, VesselError> {
+        if vessel.id.is_empty() {
+            vessel.id = uuid::Uuid::new_v4().to_string();
+        }
+        validate(&vessel)?;
+        let sequence = self.log.add_vessel(&vessel).await?.ok_or_else(|| FleetError::Duplicate(vessel.id.clone()))?;
+        self.fleet.wait_for(sequence, FRESHNESS).await?;
+        tracing::info!(vessel = %vessel.id, sequence, "vessel added");
+        Ok(vessel.into_vessel())
+    }
+
+    /// Adds each vessel of `fleet` whose id is not in the stream yet (several
+    /// appends in flight at once); returns how many it added.
+    pub async fn seed(log: &L, fleet: &[NewVessel]) -> Result<usize, StoreError> {
+        use futures::{StreamExt as _, TryStreamExt as _};
+        futures::stream::iter(fleet)
+            .map(|vessel| log.add_vessel(vessel))
+            .buffer_unordered(256)
+            .try_fold(0, |added, sequence| async move { Ok(added + usize::from(sequence.is_some())) })
+            .await
+    }
+
+    /// Up to `limit` vessels after id `after`, in id order, whose encoding takes at
+    /// most `max_bytes` in all (at least one, so that paging always moves on), and
+    /// whether more follow.
+    pub fn list(&self, after: Option<&str>, limit: usize, max_bytes: usize) -> (Vec<ListedVessel>, bool) {
+        let (mut page, mut more) = self.fleet.read(|fleet| fleet.page(after, limit));
+        let mut bytes = 0;
+        let fits = page
+            .iter()
+            .position(|vessel| {
+                bytes += shared::codec::encode(vessel).len() + 1;
+                bytes > max_bytes
+            })
+            .unwrap_or(page.len())
+            .max(1);
+        if fits < page.len() {
+            page.truncate(fits);
+            more = true;
+        }
+        (page, more)
+    }
+}
