@@ -46,7 +46,7 @@ step "build images"
 compose build
 step "image sizes"
 tag="${SHIPPY_TAG:-latest}"
-for image in "${NATS_IMAGE:-nats:2.12}" "shippy/vessel-worker:$tag" "shippy/consignment-worker:$tag" "shippy/cli:$tag"; do
+for image in "${NATS_IMAGE:-nats:2.15}" "shippy/vessel-worker:$tag" "shippy/consignment-worker:$tag" "shippy/cli:$tag"; do
     size="$(docker image inspect -f '{{.Size}}' "$image")"
     printf '  %-40s %6.1f MB\n' "$image" "$(awk "BEGIN { print $size / 1000000 }")"
     case "$image" in

