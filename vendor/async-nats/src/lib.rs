@@ -468,8 +468,24 @@ pub(crate) struct ConnectionHandler {
     ping_interval: Interval,
     should_reconnect: bool,
     flush_observers: Vec<oneshot::Sender<()>>,
-    is_draining: bool,
-    drain_pings: VecDeque<u64>,
+    /// What each PING sent on this connection waits for, oldest first: the server
+    /// answers PINGs in order, and its PONG means it has processed everything sent
+    /// before that PING.
+    // shippy patch (PATCHED.md): drained subscriptions are removed on the PONG of
+    // their drain, not at the next poll, so that messages the server routed to them
+    // before it took the UNSUB are still delivered.
+    pongs: VecDeque<Pong>,
+    /// The connection's drain is confirmed: exit.
+    drained: bool,
+}
+
+/// Why a PING was sent.
+enum Pong {
+    /// Keep-alive ([`ConnectionHandler::pending_pings`]).
+    KeepAlive,
+    /// A drain: once the server has processed its UNSUBs, nothing more comes for
+    /// `sids`; with `connection`, the whole connection is drained.
+    Drain { sids: Vec<u64>, connection: bool },
 }
 
 impl ConnectionHandler {
@@ -492,8 +508,8 @@ impl ConnectionHandler {
             ping_interval,
             should_reconnect: false,
             flush_observers: Vec::new(),
-            is_draining: false,
-            drain_pings: VecDeque::new(),
+            pongs: VecDeque::new(),
+            drained: false,
         }
     }
 
@@ -527,6 +543,7 @@ impl ConnectionHandler {
                     Poll::Ready(ExitReason::Disconnected(None))
                 } else {
                     self.handler.connection.enqueue_write_op(&ClientOp::Ping);
+                    self.handler.pongs.push_back(Pong::KeepAlive);
 
                     Poll::Pending
                 }
@@ -574,19 +591,11 @@ impl ConnectionHandler {
                     }
                 }
 
-                // Before handling any commands, drop any subscriptions which are draining
-                // Note: safe to assume subscription drain has completed at this point, as we would have flushed
-                // all outgoing UNSUB messages in the previous call to this fn, and we would have processed and
-                // delivered any remaining messages to the subscription in the loop above.
-                while let Some(sid) = self.handler.drain_pings.pop_front() {
-                    self.handler.subscriptions.remove(&sid);
-                }
-
-                if self.handler.is_draining {
-                    // The entire connection is draining. This means we flushed outgoing messages in the previous
-                    // call to this fn, we handled any remaining messages from the server in the loop above, and
-                    // all subs were drained, so drain is complete and we should exit instead of processing any
-                    // further messages
+                // shippy patch: drained subscriptions were removed above, when the PONG of
+                // their drain arrived (after every message the server had routed to them).
+                if self.handler.drained {
+                    // The server has processed the connection's drain, and every message
+                    // it sent before that has been delivered in the loop above.
                     return Poll::Ready(ExitReason::Closed);
                 }
 
@@ -683,6 +692,12 @@ impl ConnectionHandler {
             match process.await {
                 ExitReason::Disconnected(err) => {
                     debug!(error = ?err, "disconnected");
+                    // shippy patch: the server dropped the drained subscriptions with
+                    // the connection; a connection being drained is not reconnected.
+                    if self.settle_drains() {
+                        self.connector.events_tx.try_send(Event::Closed).ok();
+                        break;
+                    }
                     if self.handle_disconnect().await.is_err() {
                         break;
                     };
@@ -697,6 +712,10 @@ impl ConnectionHandler {
                     debug!("reconnect requested");
                     // Should be ok to ingore error, as that means we are not in connected state.
                     self.connection.stream.shutdown().await.ok();
+                    if self.settle_drains() {
+                        self.connector.events_tx.try_send(Event::Closed).ok();
+                        break;
+                    }
                     if self.handle_disconnect().await.is_err() {
                         break;
                     };
@@ -716,6 +735,12 @@ impl ConnectionHandler {
             ServerOp::Pong => {
                 debug!("received PONG");
                 self.pending_pings = self.pending_pings.saturating_sub(1);
+                if let Some(Pong::Drain { sids, connection }) = self.pongs.pop_front() {
+                    for sid in sids {
+                        self.subscriptions.remove(&sid);
+                    }
+                    self.drained |= connection;
+                }
             }
             ServerOp::Error(error) => {
                 debug!("received ERROR: {:?}", error);
@@ -844,25 +869,28 @@ impl ConnectionHandler {
                 self.flush_observers.push(observer);
             }
             Command::Drain { sid } => {
-                let mut drain_sub = |sid: u64| {
-                    self.drain_pings.push_back(sid);
+                let connection = sid.is_none();
+                let sids: Vec<u64> = match sid {
+                    Some(sid) => self
+                        .subscriptions
+                        .contains_key(&sid)
+                        .then_some(sid)
+                        .into_iter()
+                        .collect(),
+                    None => {
+                        // sid isn't set, so drain the whole client
+                        self.connector.events_tx.try_send(Event::Draining).ok();
+                        self.subscriptions.keys().copied().collect()
+                    }
+                };
+                for &sid in &sids {
                     self.connection
                         .enqueue_write_op(&ClientOp::Unsubscribe { sid, max: None });
-                };
-
-                if let Some(sid) = sid {
-                    if self.subscriptions.get_mut(&sid).is_some() {
-                        drain_sub(sid);
-                    }
-                } else {
-                    // sid isn't set, so drain the whole client
-                    self.connector.events_tx.try_send(Event::Draining).ok();
-                    self.is_draining = true;
-                    for &sid in self.subscriptions.keys() {
-                        drain_sub(sid);
-                    }
                 }
+                // The subscriptions stay until the PONG: the server may have routed
+                // messages to them before it takes the UNSUBs.
                 self.connection.enqueue_write_op(&ClientOp::Ping);
+                self.pongs.push_back(Pong::Drain { sids, connection });
             }
             Command::Subscribe {
                 sid,
@@ -976,6 +1004,23 @@ impl ConnectionHandler {
                 let _ = result.send(self.connector.server_pool());
             }
         }
+    }
+
+    /// Settles the drains a lost connection leaves unconfirmed: the server dropped
+    /// their subscriptions with it, so they are removed rather than subscribed again
+    /// on the next connection. Returns whether the connection itself was being
+    /// drained (then it is not reconnected).
+    fn settle_drains(&mut self) -> bool {
+        let mut connection_drained = false;
+        for pong in self.pongs.drain(..) {
+            if let Pong::Drain { sids, connection } = pong {
+                for sid in sids {
+                    self.subscriptions.remove(&sid);
+                }
+                connection_drained |= connection;
+            }
+        }
+        connection_drained
     }
 
     async fn handle_disconnect(&mut self) -> Result<(), ConnectError> {
