@@ -284,6 +284,7 @@ mod tests {
             endpoints: &["a", "b"],
             max_request_bytes: 1,
             max_in_flight: std::num::NonZeroUsize::MIN,
+            shutdown_grace: Duration::from_secs(1),
         };
         let registry = Registry::new(&spec);
         registry.record(1, Duration::from_millis(2), None);

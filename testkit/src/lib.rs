@@ -124,6 +124,32 @@ impl Nats {
         tokio::time::timeout(GUARD, ready).await.expect("JetStream back after a restart");
     }
 
+    /// Stops the server (SIGTERM, as `docker stop` sends) and leaves it stopped:
+    /// its clients lose it and cannot reconnect.
+    ///
+    /// # Panics
+    /// If the container cannot be stopped.
+    pub async fn stop(&self) {
+        self.container.stop_with_timeout(Some(10)).await.expect("stop NATS");
+    }
+
+    /// Freezes the server's process (`docker pause`, as SIGSTOP would): its clients'
+    /// connections stay open, but nothing they send is answered, until [`Nats::unpause`].
+    ///
+    /// # Panics
+    /// If the container cannot be paused.
+    pub async fn pause(&self) {
+        self.container.pause().await.expect("pause NATS");
+    }
+
+    /// Lets a paused server run again.
+    ///
+    /// # Panics
+    /// If the container cannot be unpaused.
+    pub async fn unpause(&self) {
+        self.container.unpause().await.expect("unpause NATS");
+    }
+
     /// Where clients connect, such as `nats://localhost:32768`.
     pub fn url(&self) -> &str {
         &self.url
