@@ -3,11 +3,11 @@
 use std::io::Write;
 
 use anyhow::Context as _;
-use async_nats::jetstream::{self, consumer::DeliverPolicy};
+use async_nats::jetstream::{self, consumer::DeliverPolicy, stream::ConsumerErrorKind};
 use futures::StreamExt as _;
 use shared::{
     model::{Consignment, CreatedConsignment},
-    store::EVENTS_STREAM,
+    store::{CONSUMER_INACTIVE_LIMIT, EVENTS_STREAM, MAX_CONSUMERS},
 };
 
 use crate::{
@@ -27,7 +27,10 @@ pub async fn follow(
     let js = jetstream::new(services.nats().clone());
     let stream =
         js.get_stream(EVENTS_STREAM).await.with_context(|| format!("cannot open the stream {EVENTS_STREAM}"))?;
-    // An ordered consumer: in stream order, no acknowledgements, gone when this ends.
+    // An ordered consumer: ephemeral (created without a name, the one way the client
+    // role may create consumers), in stream order, no acknowledgements; the server
+    // deletes it once it has had no subscriber for its inactive threshold (async-nats
+    // gives ordered consumers 30 s, the stream's limit `CONSUMER_INACTIVE_LIMIT`).
     let consumer = stream
         .create_consumer(jetstream::consumer::push::OrderedConfig {
             deliver_subject: services.nats().new_inbox(),
@@ -35,7 +38,19 @@ pub async fn follow(
             ..Default::default()
         })
         .await
-        .context("cannot follow the events")?;
+        .map_err(|error| {
+            let at_limit = matches!(error.kind(), ConsumerErrorKind::JetStream(error)
+                if error.error_code() == jetstream::ErrorCode::MAXIMUM_CONSUMERS_LIMIT);
+            if at_limit {
+                anyhow::anyhow!(
+                    "cannot follow the events: the stream {EVENTS_STREAM} has as many followers as it allows \
+                     (at most {MAX_CONSUMERS}); a follower's place is freed within {}s of its end, try again later",
+                    CONSUMER_INACTIVE_LIMIT.as_secs()
+                )
+            } else {
+                anyhow::Error::new(error).context("cannot follow the events")
+            }
+        })?;
     let mut events = consumer.messages().await.context("cannot follow the events")?;
     let mut printed = 0;
     while count.is_none_or(|count| printed < count) {

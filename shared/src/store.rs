@@ -112,6 +112,38 @@ impl StoreConfig {
     }
 }
 
+/// The most consumers a stream clients follow may have at once (its
+/// `max_consumers`): each `shippy watch`, or other follower of the events, holds one
+/// while it runs and for up to [`CONSUMER_INACTIVE_LIMIT`] after it is gone. One
+/// more is refused by the server with JetStream error 10026, "maximum consumers
+/// limit reached".
+pub const MAX_CONSUMERS: i32 = 64;
+
+/// The longest a consumer of a stream clients follow outlives its last subscriber
+/// (the stream's `consumer_limits.inactive_threshold`): the server deletes any
+/// consumer, durable or not, this long after nobody consumes from it; one asking
+/// for longer is refused. 30 s is what async-nats gives its ordered consumers
+/// (`shippy watch`).
+pub const CONSUMER_INACTIVE_LIMIT: Duration = Duration::from_secs(30);
+
+/// `config` bounded for the clients that follow it (README, "Security"): at most
+/// [`MAX_CONSUMERS`] consumers at once, none outliving its last subscriber by more
+/// than [`CONSUMER_INACTIVE_LIMIT`], so that nothing a client creates on the
+/// stream piles up or stays behind. Durable consumers that must survive a quiet
+/// spell therefore need a stream without these limits, or the admin lifting them
+/// (`nats stream edit`). Applied when the stream is created; an existing stream is
+/// the admin's to update.
+pub fn bounded_for_clients(config: jetstream::stream::Config) -> jetstream::stream::Config {
+    jetstream::stream::Config {
+        max_consumers: MAX_CONSUMERS,
+        consumer_limits: Some(jetstream::stream::ConsumerLimits {
+            inactive_threshold: CONSUMER_INACTIVE_LIMIT,
+            max_ack_pending: 0,
+        }),
+        ..config
+    }
+}
+
 /// A JetStream operation that failed.
 #[derive(Debug, thiserror::Error)]
 #[error("{operation}: {source}")]

@@ -73,13 +73,14 @@ impl JetStreamStore {
         .await?;
         shared::store::stream(
             &js,
-            config.stream(jetstream::stream::Config {
+            // Clients follow it (`shippy watch`): bounded for them.
+            shared::store::bounded_for_clients(config.stream(jetstream::stream::Config {
                 name: EVENTS_STREAM.to_owned(),
                 description: Some("shippy consignment.created events, one per consignment".to_owned()),
                 subjects: vec![CREATED_EVENT.to_owned()],
                 duplicate_window: windows.events,
                 ..jetstream::stream::Config::default()
-            }),
+            })),
         )
         .await?;
         Ok(Self { client, js, consignments, creates, keys })
