@@ -1,12 +1,14 @@
 //! Test harness: a real NATS server with JetStream, started in a container by
 //! testcontainers; workers serving on tasks of their own until the test stops them;
-//! worker binaries run as child processes, to be stopped by SIGTERM or SIGKILL.
+//! worker binaries run as child processes, to be stopped by SIGTERM or SIGKILL;
+//! [`load`]: a steady stream of requests, and SIGTERMs in the middle of it.
 //!
 //! The image is the official `nats` image unless `SHIPPY_NATS_IMAGE` names another
 //! (`name:tag`), such as the stand-in `scripts/offline-images.sh` builds on machines
 //! with no image registry. Either way it runs `nats-server` as its entrypoint.
 
 pub mod cluster;
+pub mod load;
 
 use std::{process::Stdio, time::Duration};
 
