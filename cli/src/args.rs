@@ -183,6 +183,16 @@ pub struct BenchArgs {
     /// The consignment the `create` scenario sends (default: ./consignment.json).
     #[arg(long, default_value = "consignment.json")]
     pub file: PathBuf,
+    /// Before measuring, store this many more consignments (copies of --file on the
+    /// vessel `bench-fill`), appended straight to the event stream, 500 to an event:
+    /// how the services fare as data grows (up to 10000000).
+    #[arg(long, default_value_t = 0)]
+    pub fill: u64,
+    /// Before measuring, grow the fleet to at least this many vessels, adding vessels
+    /// `0-fleet-NNNNNNN` (first in id order, each too small for --file) through
+    /// vessel.create: how the services fare as the fleet grows (up to 1000000).
+    #[arg(long, default_value_t = 0)]
+    pub fleet: u64,
 }
 
 #[cfg(test)]

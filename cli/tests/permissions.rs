@@ -5,7 +5,10 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use async_nats::{Client, Event, HeaderMap, jetstream};
+use async_nats::{
+    Client, Event, HeaderMap,
+    jetstream::{self, consumer::push, stream::ConsumerErrorKind},
+};
 use futures::StreamExt as _;
 use shared::{
     client::request,
@@ -259,4 +262,143 @@ async fn only_listed_keys_may_connect() {
     let unknown = shared::nats::connect_client(&config, "stranger", roles::CLIENT, TIMEOUT).await;
     let error = unknown.expect_err("an unknown key was accepted").to_string();
     assert!(error.to_lowercase().contains("authorization"), "{error}");
+}
+
+/// The consumer named in a JetStream advisory.
+async fn advised_consumer(advisories: &mut async_nats::Subscriber) -> String {
+    let advisory = tokio::time::timeout(GUARD, advisories.next()).await.expect("an advisory").expect("subscribed");
+    let advisory: serde_json::Value = serde_json::from_slice(&advisory.payload).expect("advisory JSON");
+    advisory["consumer"].as_str().expect("a consumer name").to_owned()
+}
+
+/// `shippy watch` as the client: new events (`watch`) and every event (`watch --all`)
+/// still come through, and the consumer a watch made is deleted by the server within
+/// the stream's inactive threshold of the watch's end.
+#[tokio::test]
+async fn a_watch_works_and_its_consumer_goes_with_it() {
+    let deployment = Deployment::start().await;
+    let _workers = deployment.workers().await;
+    let admin = deployment.connect(roles::ADMIN).await.client;
+    let client = deployment.connect(roles::CLIENT).await.client;
+    let stream = store::FEED_STREAM;
+    let mut created = admin.subscribe(format!("$JS.EVENT.ADVISORY.CONSUMER.CREATED.{stream}.>")).await.unwrap();
+    let mut deleted = admin.subscribe(format!("$JS.EVENT.ADVISORY.CONSUMER.DELETED.{stream}.>")).await.unwrap();
+    shared::nats::round_trip(&admin).await.unwrap();
+
+    let watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_shippy"))
+        .args(["watch", "--count", "1", "-o", "json"])
+        .env("NATS_URL", deployment.nats.url())
+        .env("NATS_NKEY", deployment.seed(roles::CLIENT))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run shippy watch");
+    let consumer = advised_consumer(&mut created).await;
+    let created: CreatedConsignment = request(&client, consignment::CREATE, SEED.into(), TIMEOUT).await.unwrap();
+    let watched = tokio::time::timeout(GUARD, watch.wait_with_output()).await.expect("watch ends").unwrap();
+    let ended = std::time::Instant::now();
+    assert!(watched.status.success(), "shippy watch: {}", String::from_utf8_lossy(&watched.stderr));
+    assert!(String::from_utf8_lossy(&watched.stdout).contains(&created.consignment.id), "the new event is watched");
+
+    // Its consumer is gone within the threshold (push consumers: exactly it, after the last subscriber).
+    assert_eq!(advised_consumer(&mut deleted).await, consumer);
+    let after = ended.elapsed();
+    assert!(after <= store::CONSUMER_INACTIVE_LIMIT + Duration::from_secs(2), "deleted {after:?} after the watch");
+    let mut events = jetstream::new(admin.clone()).get_stream(stream).await.unwrap();
+    assert_eq!(events.info().await.unwrap().state.consumer_count, 0, "nothing left behind");
+
+    // `watch --all` replays the stored event.
+    let replayed = tokio::process::Command::new(env!("CARGO_BIN_EXE_shippy"))
+        .args(["watch", "--all", "--count", "1", "-o", "json"])
+        .env("NATS_URL", deployment.nats.url())
+        .env("NATS_NKEY", deployment.seed(roles::CLIENT))
+        .output()
+        .await
+        .expect("run shippy watch --all");
+    assert!(replayed.status.success(), "shippy watch --all: {}", String::from_utf8_lossy(&replayed.stderr));
+    assert!(String::from_utf8_lossy(&replayed.stdout).contains(&created.consignment.id));
+}
+
+/// What the client may create on the feed is bounded: ephemeral consumers only, none
+/// living past the stream's inactive limit, at most `MAX_CONSUMERS` at once; the next
+/// is refused with the server's error, which `shippy watch` reports. None of it
+/// touches the event stream the workers follow: a full feed keeps no worker from
+/// starting, and the client may create no consumer there.
+#[tokio::test]
+async fn the_client_cannot_pile_up_consumers() {
+    let deployment = Deployment::start().await;
+    let _workers = deployment.workers().await;
+    let mut client = deployment.connect(roles::CLIENT).await;
+    let js = jetstream::new(client.client.clone());
+    let mut stream = js.get_stream(store::FEED_STREAM).await.expect("the client may look the feed up");
+    let ephemeral = |client: &Client| push::Config {
+        deliver_subject: client.new_inbox(),
+        inactive_threshold: store::CONSUMER_INACTIVE_LIMIT,
+        ..push::Config::default()
+    };
+    let server_error = |error: async_nats::jetstream::stream::ConsumerError| match error.kind() {
+        ConsumerErrorKind::JetStream(error) => error,
+        other => panic!("expected a JetStream error, got {other:?}"),
+    };
+
+    // Longer-lived than the stream allows: refused (10153).
+    let lasting = stream
+        .create_consumer(push::Config { inactive_threshold: Duration::from_secs(3_600), ..ephemeral(&client.client) })
+        .await;
+    let error = server_error(lasting.expect_err("a consumer outliving the limit was created"));
+    assert_eq!(error.error_code(), jetstream::ErrorCode(10_153), "{error}");
+
+    // A durable name through the one create the client may use: refused by the server (10020).
+    let durable: serde_json::Value = serde_json::from_slice(
+        &client
+            .client
+            .request(
+                format!("$JS.API.CONSUMER.CREATE.{}", store::FEED_STREAM),
+                serde_json::to_vec(&serde_json::json!({
+                    "stream_name": store::FEED_STREAM,
+                    "config": {"durable_name": "mine", "deliver_subject": client.client.new_inbox(), "ack_policy": "none"},
+                }))
+                .unwrap()
+                .into(),
+            )
+            .await
+            .expect("a reply")
+            .payload,
+    )
+    .unwrap();
+    assert_eq!(durable["error"]["err_code"], 10_020, "{durable}");
+
+    // Up to the limit, and no further (10026).
+    let existing = stream.info().await.unwrap().state.consumer_count;
+    for _ in existing..usize::try_from(store::MAX_CONSUMERS).unwrap() {
+        stream.create_consumer(ephemeral(&client.client)).await.expect("a consumer within the limit");
+    }
+    let error = server_error(stream.create_consumer(ephemeral(&client.client)).await.expect_err("one too many"));
+    assert_eq!(error.error_code(), jetstream::ErrorCode::MAXIMUM_CONSUMERS_LIMIT, "{error}");
+    assert!(error.to_string().contains("maximum consumers limit reached"), "{error}");
+
+    let watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_shippy"))
+        .args(["watch", "--count", "1"])
+        .env("NATS_URL", deployment.nats.url())
+        .env("NATS_NKEY", deployment.seed(roles::CLIENT))
+        .output()
+        .await
+        .expect("run shippy watch");
+    let stderr = String::from_utf8_lossy(&watch.stderr);
+    assert!(!watch.status.success(), "shippy watch past the limit succeeded");
+    assert!(stderr.contains("has as many followers as it allows (at most 64)"), "shippy watch said: {stderr}");
+
+    // Named and durable creates are not the client's at all, nor any consumer of the event stream.
+    let feed = store::FEED_STREAM;
+    client.publish_refused(&format!("$JS.API.CONSUMER.CREATE.{feed}.mine")).await;
+    client.publish_refused(&format!("$JS.API.CONSUMER.DURABLE.CREATE.{feed}.mine")).await;
+    client.publish_refused(&format!("$JS.API.CONSUMER.DELETE.{feed}.mine")).await;
+    client.publish_refused(&format!("$JS.API.CONSUMER.CREATE.{}", store::EVENTS_STREAM)).await;
+
+    // With the feed full, workers still start (each follows the event stream) and serve.
+    let _more = deployment.workers().await;
+    let created: CreatedConsignment =
+        request(&client.client, consignment::CREATE, SEED.into(), TIMEOUT).await.expect("a create");
+    assert_eq!(created.consignment.vessel_id, "vessel001");
 }

@@ -86,6 +86,7 @@ pub async fn start(config: &Config) -> anyhow::Result<ConsignmentService> {
         endpoints: &[consignment::CREATE_ENDPOINT, consignment::GET_ENDPOINT, consignment::LIST_ENDPOINT],
         max_request_bytes: config.worker.max_request_bytes,
         max_in_flight: config.worker.max_in_flight,
+        shutdown_grace: config.worker.shutdown_grace(),
     };
     Ok(Service::start(client, spec, handler).await?)
 }

@@ -72,7 +72,8 @@ async fn sigterm_with_requests_in_flight_loses_none() {
 
     terminate(&mut worker).await;
 
-    let vessel = r#"{"vessel":{"id":"vessel001","capacity":500,"max_weight":200000,"name":"Boaty McBoatface","available":true,"owner_id":""}}"#;
+    // Room for every create: the worker checks the room itself before it appends.
+    let vessel = r#"{"vessel":{"id":"vessel001","capacity":500,"max_weight":20000000,"name":"Boaty McBoatface","available":true,"owner_id":""}}"#;
     for lookup in held {
         client.publish(lookup.reply.unwrap(), vessel.into()).await.unwrap();
     }
@@ -98,4 +99,21 @@ async fn sigterm_reaches_a_worker_started_with_it_blocked() {
 
     let status = worker.exit_status().await;
     assert!(status.success(), "worker exits 0 after SIGTERM, got {status}");
+}
+
+/// 20 SIGTERMs in a steady stream of 400 `consignment.get` a second (an unknown id:
+/// a 404 from the store, nothing changed): every request is answered by the stopping
+/// worker or told at once that nobody listens; none waits out its timeout.
+#[tokio::test]
+async fn sigterm_in_a_steady_stream_loses_no_request() {
+    let nats = Nats::start().await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let unknown = r#"{"id":"no-such-consignment"}"#;
+    let tally = testkit::load::sigterm_rounds(&client, 20, consignment::GET, unknown, async || {
+        start_worker(&nats, false).await
+    })
+    .await;
+    assert!(tally.lost.is_empty(), "{} requests lost: {:#?}", tally.lost.len(), tally.lost);
+    assert_eq!(tally.slow_no_responders, 0, "\"no responders\" took longer than {:?}", testkit::load::PROMPT);
+    assert!(tally.no_responders > 0, "the rounds reached past the worker's exit");
 }

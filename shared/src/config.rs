@@ -1,6 +1,6 @@
 //! The settings every worker shares, as flags or environment variables.
 
-use std::num::NonZeroUsize;
+use std::{num::NonZeroUsize, time::Duration};
 
 /// Requests larger than this are refused unread, by default.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -8,6 +8,9 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 * 1024;
 pub const DEFAULT_IDEMPOTENCY_WINDOW_SECS: u64 = 24 * 60 * 60;
 /// Requests handled at once, by default.
 pub const DEFAULT_MAX_IN_FLIGHT: NonZeroUsize = NonZeroUsize::new(1024).expect("1024 is not zero");
+/// How long a shutdown may take, by default, in milliseconds: well under the 10 s
+/// Docker (`docker stop`, compose) waits before it kills.
+pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 5_000;
 
 /// Where a worker finds NATS and how much it takes on; each worker flattens this
 /// into its own `Config`.
@@ -22,6 +25,10 @@ pub struct WorkerConfig {
     /// Requests handled at once; more wait, queued in NATS.
     #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: NonZeroUsize,
+    /// On SIGTERM, how long the worker may take to answer what it was delivered and
+    /// confirm the replies; past it (NATS unreachable) it exits anyway.
+    #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = DEFAULT_SHUTDOWN_GRACE_MS)]
+    pub shutdown_grace_ms: u64,
     /// How the event stream is created when absent.
     #[command(flatten)]
     pub store: crate::store::StoreConfig,
@@ -38,13 +45,19 @@ impl WorkerConfig {
             nats: crate::nats::NatsConfig::new(nats_url),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
             store: crate::store::StoreConfig::default(),
             idempotency_window_secs: DEFAULT_IDEMPOTENCY_WINDOW_SECS,
         }
     }
 
     /// The idempotency window.
-    pub fn idempotency_window(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.idempotency_window_secs)
+    pub fn idempotency_window(&self) -> Duration {
+        Duration::from_secs(self.idempotency_window_secs)
+    }
+
+    /// [`WorkerConfig::shutdown_grace_ms`] as a duration.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
     }
 }

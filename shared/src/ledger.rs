@@ -49,6 +49,17 @@ pub struct EntryView {
     pub idempotency: Option<Idempotency>,
 }
 
+impl From<&crate::model::CreatedEntry> for EntryView {
+    fn from(entry: &crate::model::CreatedEntry) -> Self {
+        let consignment = ConsignmentView {
+            id: entry.consignment.id.clone(),
+            weight: entry.consignment.weight,
+            containers: vec![IgnoredAny; entry.consignment.containers.len()],
+        };
+        Self { consignment, idempotency: entry.idempotency.clone() }
+    }
+}
+
 /// The id and load of a consignment in an event.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ConsignmentView {

@@ -222,7 +222,9 @@ impl Endpoints {
     }
 
     /// Unsubscribes every endpoint; the stream still yields what the server had sent
-    /// before it took the unsubscribe, then ends.
+    /// before it took the unsubscribe, then ends once the server has confirmed it
+    /// (a PING answered after the UNSUBs: async-nats as patched in `vendor/async-nats`;
+    /// 0.51.0 ended it sooner and dropped what was still on its way).
     pub(crate) async fn drain(&mut self) {
         for endpoint in &mut self.0 {
             if let Err(error) = endpoint.subscriber.drain().await {
@@ -284,6 +286,7 @@ mod tests {
             endpoints: &["a", "b"],
             max_request_bytes: 1,
             max_in_flight: std::num::NonZeroUsize::MIN,
+            shutdown_grace: Duration::from_secs(1),
         };
         let registry = Registry::new(&spec);
         registry.record(1, Duration::from_millis(2), None);

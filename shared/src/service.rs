@@ -6,8 +6,29 @@
 //! request never holds up the next) with at most [`ServiceSpec::max_in_flight`] at
 //! once (past that it stops reading and NATS buffers), and shuts down gracefully:
 //! it stops taking requests, finishes the ones in flight, then drains the connection.
+//!
+//! # The shutdown guarantee
+//!
+//! A request the server delivered to this instance is answered by it; one that
+//! reaches the server after the instance's unsubscribe gets "no responders" (or goes
+//! to another instance of the queue group). Nothing falls in between: the endpoints
+//! are unsubscribed first, and the stream of requests ends only once the server has
+//! confirmed the unsubscribe, after everything it had routed here (async-nats is
+//! patched for this, `vendor/async-nats/PATCHED.md`); each of those is answered, and
+//! the replies are confirmed on the server by a round trip before the process exits.
+//!
+//! Shutdown is bounded by [`ServiceSpec::shutdown_grace`]: when NATS cannot be
+//! reached (stopped, frozen, refusing the connection), the worker gives up at the
+//! deadline, logs which step it could not finish and how many requests were still
+//! unanswered, and returns `Ok`: their replies are lost, and only then.
 
-use std::{future::Future, num::NonZeroUsize, panic::AssertUnwindSafe, sync::Arc, time::Instant};
+use std::{
+    future::Future,
+    num::NonZeroUsize,
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use async_nats::{Client, HeaderMap, Message};
 use bytes::Bytes;
@@ -49,6 +70,9 @@ pub struct ServiceSpec {
     pub max_request_bytes: usize,
     /// Requests handled at once; further ones wait in NATS until one finishes.
     pub max_in_flight: NonZeroUsize,
+    /// How long shutdown may take, from the signal: unsubscribing, answering what was
+    /// delivered, confirming the replies. Past it, the service stops without NATS.
+    pub shutdown_grace: Duration,
 }
 
 /// Why a service could not start or stop cleanly.
@@ -66,14 +90,6 @@ pub enum Error {
         #[source]
         source: crate::nats::RoundTripError,
     },
-    #[error("could not flush the replies of the {name} service: {source}")]
-    Flush {
-        name: &'static str,
-        #[source]
-        source: async_nats::client::FlushError,
-    },
-    #[error("could not drain the NATS connection: {0}")]
-    Drain(#[from] async_nats::client::DrainError),
 }
 
 /// A registered service whose endpoints are subscribed and ready.
@@ -116,8 +132,12 @@ impl<H: Handler> Service<H> {
     }
 
     /// Serves requests until `shutdown` completes or the connection closes, then
-    /// shuts down gracefully: stops taking requests, finishes those in flight and
-    /// drains the connection.
+    /// shuts down gracefully within [`ServiceSpec::shutdown_grace`]: stops taking
+    /// requests, answers every one the server delivered, confirms the replies are on
+    /// the server and drains the connection (see the module's documentation).
+    ///
+    /// # Errors
+    /// None once serving: a shutdown NATS cannot confirm is logged, not an error.
     ///
     /// # Panics
     /// Never: the semaphore bounding requests in flight is never closed.
@@ -151,20 +171,66 @@ impl<H: Handler> Service<H> {
         }
 
         tracing::info!(service = spec.name, in_flight = in_flight.len(), "shutting down: no new requests");
-        // Unsubscribes every endpoint; what they had already received still comes through below.
-        requests.drain().await;
+        let deadline = tokio::time::Instant::now() + spec.shutdown_grace;
+        let mut step = Step::Unsubscribe;
+        let confirmed = tokio::time::timeout_at(deadline, async {
+            // Unsubscribes every endpoint. The stream ends once the server has
+            // confirmed that, after every request it had routed here: each is answered.
+            requests.drain().await;
+            while let Some(request) = requests.next().await {
+                spawn_answer(request, take_slot().await);
+            }
+            step = Step::Answer;
+            in_flight.close();
+            in_flight.wait().await;
+            // The replies are on the server once a round trip through it is done
+            // (`Client::flush` only writes them to the socket).
+            step = Step::Confirm;
+            crate::nats::round_trip(&client).await
+        })
+        .await;
         verbs.abort();
-        while let Some(request) = requests.next().await {
-            spawn_answer(request, take_slot().await);
+        match confirmed {
+            Ok(Ok(())) => {
+                // Nothing is left to send: the drain only closes the connection tidily.
+                if let Err(error) = client.drain().await {
+                    tracing::debug!(%error, "could not drain the connection");
+                }
+                tracing::info!(service = spec.name, "stopped");
+            }
+            Ok(Err(error)) => tracing::warn!(
+                service = spec.name,
+                %error,
+                "stopped; the server did not confirm the last replies, which may be lost"
+            ),
+            Err(_) => tracing::warn!(
+                service = spec.name,
+                grace = ?spec.shutdown_grace,
+                unfinished = step.describe(),
+                unanswered = in_flight.len(),
+                "stopped without NATS: it did not confirm the shutdown within the grace period; \
+                 replies not yet on the server are lost"
+            ),
         }
-        in_flight.close();
-        in_flight.wait().await;
-        // Drain closes the connection without waiting for the server to acknowledge
-        // what was written; flush first so that the last replies are on the server.
-        client.flush().await.map_err(|source| Error::Flush { name: spec.name, source })?;
-        client.drain().await?;
-        tracing::info!(service = spec.name, "stopped");
         Ok(())
+    }
+}
+
+/// The step of a shutdown under way.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Unsubscribe,
+    Answer,
+    Confirm,
+}
+
+impl Step {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Unsubscribe => "unsubscribing the endpoints (requests routed here may be unanswered)",
+            Self::Answer => "answering the requests delivered",
+            Self::Confirm => "confirming the replies on the server",
+        }
     }
 }
 

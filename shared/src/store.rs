@@ -46,6 +46,10 @@ use crate::subjects::{consignment, vessel};
 
 /// The events: every vessel added and every consignment created.
 pub const EVENTS_STREAM: &str = "shippy-events";
+/// The events again, mirrored by the server for clients to follow (`shippy watch`):
+/// bounded by [`bounded_for_clients`], so that what clients create on it can never
+/// keep the workers, who follow [`EVENTS_STREAM`], from following.
+pub const FEED_STREAM: &str = "shippy-feed";
 
 /// Where JetStream keeps the event stream a worker creates when absent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -96,6 +100,38 @@ impl StoreConfig {
     }
 }
 
+/// The most consumers a stream clients follow may have at once (its
+/// `max_consumers`): each `shippy watch`, or other follower of the events, holds one
+/// while it runs and for up to [`CONSUMER_INACTIVE_LIMIT`] after it is gone. One
+/// more is refused by the server with JetStream error 10026, "maximum consumers
+/// limit reached".
+pub const MAX_CONSUMERS: i32 = 64;
+
+/// The longest a consumer of a stream clients follow outlives its last subscriber
+/// (the stream's `consumer_limits.inactive_threshold`): the server deletes any
+/// consumer, durable or not, this long after nobody consumes from it; one asking
+/// for longer is refused. 30 s is what async-nats gives its ordered consumers
+/// (`shippy watch`).
+pub const CONSUMER_INACTIVE_LIMIT: Duration = Duration::from_secs(30);
+
+/// `config` bounded for the clients that follow it (README, "Security"): at most
+/// [`MAX_CONSUMERS`] consumers at once, none outliving its last subscriber by more
+/// than [`CONSUMER_INACTIVE_LIMIT`], so that nothing a client creates on the
+/// stream piles up or stays behind. Durable consumers that must survive a quiet
+/// spell therefore need a stream without these limits, or the admin lifting them
+/// (`nats stream edit`). Applied when the stream is created; an existing stream is
+/// the admin's to update.
+pub fn bounded_for_clients(config: jetstream::stream::Config) -> jetstream::stream::Config {
+    jetstream::stream::Config {
+        max_consumers: MAX_CONSUMERS,
+        consumer_limits: Some(jetstream::stream::ConsumerLimits {
+            inactive_threshold: CONSUMER_INACTIVE_LIMIT,
+            max_ack_pending: 0,
+        }),
+        ..config
+    }
+}
+
 /// A JetStream operation that failed.
 #[derive(Debug, thiserror::Error)]
 #[error("{operation}: {source}")]
@@ -119,12 +155,13 @@ impl From<StoreError> for crate::ServiceError {
     }
 }
 
-/// The event stream, created with `config` if it does not exist yet.
+/// The event stream, and its mirror for clients ([`FEED_STREAM`]), created with
+/// `config` if they do not exist yet; returns the event stream.
 ///
-/// Several instances may start at once: whichever creates it, all end up with the
-/// same stream. Messages are kept for good (no limits): the stream is the record.
+/// Several instances may start at once: whichever creates them, all end up with the
+/// same streams. Messages are kept for good (no limits): the stream is the record.
 pub async fn events(js: &jetstream::Context, config: &StoreConfig) -> Result<jetstream::stream::Stream, StoreError> {
-    let config = config.stream(jetstream::stream::Config {
+    let events = config.stream(jetstream::stream::Config {
         name: EVENTS_STREAM.to_owned(),
         description: Some("shippy events: vessels added and consignments created".to_owned()),
         subjects: vec![consignment::CREATED_EVENTS.to_owned(), vessel::ADDED_EVENTS.to_owned()],
@@ -132,9 +169,20 @@ pub async fn events(js: &jetstream::Context, config: &StoreConfig) -> Result<jet
         duplicate_window: Duration::from_secs(1),
         ..jetstream::stream::Config::default()
     });
-    js.get_or_create_stream(config)
+    let stream = js
+        .get_or_create_stream(events)
         .await
-        .map_err(|error| StoreError::new(format!("open stream {EVENTS_STREAM}"), error))
+        .map_err(|error| StoreError::new(format!("open stream {EVENTS_STREAM}"), error))?;
+    let feed = bounded_for_clients(config.stream(jetstream::stream::Config {
+        name: FEED_STREAM.to_owned(),
+        description: Some("shippy events, mirrored for clients to follow".to_owned()),
+        mirror: Some(jetstream::stream::Source { name: EVENTS_STREAM.to_owned(), ..Default::default() }),
+        ..jetstream::stream::Config::default()
+    }));
+    js.get_or_create_stream(feed)
+        .await
+        .map_err(|error| StoreError::new(format!("open stream {FEED_STREAM}"), error))?;
+    Ok(stream)
 }
 
 /// Why an append to the event stream failed.

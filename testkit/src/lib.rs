@@ -1,12 +1,14 @@
 //! Test harness: a real NATS server with JetStream, started in a container by
 //! testcontainers; workers serving on tasks of their own until the test stops them;
-//! worker binaries run as child processes, to be stopped by SIGTERM or SIGKILL.
+//! worker binaries run as child processes, to be stopped by SIGTERM or SIGKILL;
+//! [`load`]: a steady stream of requests, and SIGTERMs in the middle of it.
 //!
 //! The image is the official `nats` image unless `SHIPPY_NATS_IMAGE` names another
 //! (`name:tag`), such as the stand-in `scripts/offline-images.sh` builds on machines
 //! with no image registry. Either way it runs `nats-server` as its entrypoint.
 
 pub mod cluster;
+pub mod load;
 
 use std::{process::Stdio, time::Duration};
 
@@ -122,6 +124,32 @@ impl Nats {
             }
         };
         tokio::time::timeout(GUARD, ready).await.expect("JetStream back after a restart");
+    }
+
+    /// Stops the server (SIGTERM, as `docker stop` sends) and leaves it stopped:
+    /// its clients lose it and cannot reconnect.
+    ///
+    /// # Panics
+    /// If the container cannot be stopped.
+    pub async fn stop(&self) {
+        self.container.stop_with_timeout(Some(10)).await.expect("stop NATS");
+    }
+
+    /// Freezes the server's process (`docker pause`, as SIGSTOP would): its clients'
+    /// connections stay open, but nothing they send is answered, until [`Nats::unpause`].
+    ///
+    /// # Panics
+    /// If the container cannot be paused.
+    pub async fn pause(&self) {
+        self.container.pause().await.expect("pause NATS");
+    }
+
+    /// Lets a paused server run again.
+    ///
+    /// # Panics
+    /// If the container cannot be unpaused.
+    pub async fn unpause(&self) {
+        self.container.unpause().await.expect("unpause NATS");
     }
 
     /// Where clients connect, such as `nats://localhost:32768`.

@@ -90,6 +90,7 @@ pub async fn start(config: &Config) -> anyhow::Result<VesselService> {
         endpoints: &[vessel::FIND_AVAILABLE_ENDPOINT, vessel::CREATE_ENDPOINT, vessel::LIST_ENDPOINT],
         max_request_bytes: config.worker.max_request_bytes,
         max_in_flight: config.worker.max_in_flight,
+        shutdown_grace: config.worker.shutdown_grace(),
     };
     Ok(Service::start(client, spec, VesselHandler::new(vessels, max_payload)).await?)
 }

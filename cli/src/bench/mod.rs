@@ -27,6 +27,10 @@ pub const MIN_DURATION: Duration = Duration::from_millis(100);
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
 /// The longest warm-up per scenario.
 pub const MAX_WARMUP: Duration = Duration::from_secs(60);
+/// The most consignments `--fill` stores.
+pub const MAX_FILL: u64 = 10_000_000;
+/// The largest fleet `--fleet` grows.
+pub const MAX_FLEET: u64 = 1_000_000;
 
 /// `shippy bench --help`, after the flags.
 pub const HELP: &str = "Examples:
@@ -48,6 +52,11 @@ Scenarios:
 Figures: REQ/S counts successful replies; P50..MAX is their latency (HDR histogram)
 from the moment each request was sent (closed loop) or scheduled (open loop, so a
 stall is never hidden); VS RAW sets each scenario against raw from the same run.
+
+Growth: --fill N stores N more consignments before measuring (appended straight to
+the event stream), --fleet N grows the fleet to N vessels that come first in id
+order and take nothing: repeat a run with and without to see what data and fleet
+size cost.
 
 Limits: --clients 1 to 1024; --rate 1 to 50000 (at most 10000 in flight; beyond
 that the schedule waits and the wait counts as latency); --duration 100ms to 10m;
@@ -112,6 +121,10 @@ pub enum Refused {
     TooLong(String),
     #[error("--warmup {0} is longer than 1m")]
     WarmupTooLong(String),
+    #[error("--fill {0} is more than {MAX_FILL}")]
+    FillTooLarge(u64),
+    #[error("--fleet {0} is more than {MAX_FLEET}")]
+    FleetTooLarge(u64),
 }
 
 /// A bench the arguments describe, checked.
@@ -121,6 +134,10 @@ pub struct Plan {
     pub load: Load,
     pub warmup: Duration,
     pub duration: Duration,
+    /// Consignments to store before measuring.
+    pub fill: u64,
+    /// Vessels the fleet is grown to before measuring.
+    pub fleet: u64,
 }
 
 impl Plan {
@@ -144,6 +161,12 @@ impl Plan {
         if args.warmup > MAX_WARMUP {
             return Err(Refused::WarmupTooLong(shown(args.warmup)));
         }
+        if args.fill > MAX_FILL {
+            return Err(Refused::FillTooLarge(args.fill));
+        }
+        if args.fleet > MAX_FLEET {
+            return Err(Refused::FleetTooLarge(args.fleet));
+        }
         let mut scenarios = Vec::new();
         for choice in &args.scenarios {
             for scenario in choice.scenarios() {
@@ -152,7 +175,7 @@ impl Plan {
                 }
             }
         }
-        Ok(Self { scenarios, load, warmup: args.warmup, duration: args.duration })
+        Ok(Self { scenarios, load, warmup: args.warmup, duration: args.duration, fill: args.fill, fleet: args.fleet })
     }
 }
 
@@ -166,6 +189,15 @@ pub async fn run(
     format: Option<Format>,
     out: &mut impl Write,
 ) -> anyhow::Result<Report> {
+    let consignment = single(file)?;
+    if plan.fleet > 0 {
+        let added = target::grow_fleet(services, plan.fleet).await?;
+        eprintln!("shippy bench: the fleet has {} vessels ({added} added)", plan.fleet.max(added));
+    }
+    if plan.fill > 0 {
+        target::fill(services, &consignment, plan.fill).await?;
+        eprintln!("shippy bench: {} more consignments stored", plan.fill);
+    }
     let mut echo = None;
     let mut targets = Vec::new();
     for scenario in &plan.scenarios {
@@ -179,7 +211,7 @@ pub async fn run(
             Scenario::Find => Target::find(),
             Scenario::Create => {
                 target::add_bench_vessel(services).await?;
-                Target::create(&single(file)?)
+                Target::create(&consignment)
             }
         };
         targets.push((scenario.name(), target));
@@ -250,5 +282,8 @@ mod tests {
         assert_eq!(plan(&["--duration", "2h"]), Err(Refused::TooLong("2h".into())));
         assert_eq!(plan(&["--warmup", "5m"]), Err(Refused::WarmupTooLong("5m".into())));
         assert_eq!(plan(&["--rate", "100"]).unwrap().load, Load::Open { rate: 100 });
+        assert_eq!(plan(&["--fill", "10000001"]), Err(Refused::FillTooLarge(10_000_001)));
+        assert_eq!(plan(&["--fleet", "1000001"]), Err(Refused::FleetTooLarge(1_000_001)));
+        assert_eq!(plan(&["--fill", "5", "--fleet", "7"]).map(|plan| (plan.fill, plan.fleet)), Ok((5, 7)));
     }
 }

@@ -6,7 +6,10 @@ use shared::{
     ErrorCode,
     client::RequestError,
     codec::encode,
-    model::{CreatedConsignment, CreatedVessel, Load, NewConsignment, NewVessel, Specification, Vessel, VesselReply},
+    model::{
+        Consignment, ConsignmentsCreated, CreatedConsignment, CreatedEntry, CreatedVessel, Load, NewConsignment,
+        NewVessel, Specification, Vessel, VesselReply,
+    },
     nats::NatsConfig,
     subjects::{consignment, vessel},
 };
@@ -22,17 +25,80 @@ pub(super) const BENCH_VESSEL: &str = "bench";
 
 /// Adds [`BENCH_VESSEL`] to the fleet, unless it is there.
 pub(super) async fn add_bench_vessel(services: &Services) -> anyhow::Result<()> {
+    add_vessel(services, BENCH_VESSEL, u32::MAX, u64::MAX)
+        .await
+        .map(drop)
+        .map_err(|error| anyhow::anyhow!("create: {error}"))
+}
+
+/// The vessel `--fill` stores its consignments on.
+const FILL_VESSEL: &str = "bench-fill";
+/// Consignments in each event `--fill` appends.
+const FILL_PER_EVENT: u64 = 500;
+/// Appends or requests `--fill` and `--fleet` keep in flight.
+const GROWTH_IN_FLIGHT: usize = 256;
+
+/// Stores `count` copies of `new` on [`FILL_VESSEL`] (added with room for them),
+/// appended straight to the event stream as the consignment-worker appends them,
+/// [`FILL_PER_EVENT`] to an event. Needs the admin's login.
+pub(super) async fn fill(services: &Services, new: &NewConsignment, count: u64) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use futures::{StreamExt as _, TryStreamExt as _};
+    add_vessel(services, FILL_VESSEL, u32::MAX, u64::MAX).await?;
+    let js = async_nats::jetstream::new(services.nats().clone());
+    let subject = consignment::created_event(FILL_VESSEL);
+    futures::stream::iter((0..count).step_by(usize::try_from(FILL_PER_EVENT).unwrap_or(usize::MAX)))
+        .map(|first| {
+            let entries = (first..count.min(first + FILL_PER_EVENT))
+                .map(|_| CreatedEntry {
+                    consignment: Consignment {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        description: new.description.clone(),
+                        weight: new.weight,
+                        containers: new.containers.clone(),
+                        vessel_id: FILL_VESSEL.to_owned(),
+                    },
+                    idempotency: None,
+                })
+                .collect();
+            let payload = shared::store::encode(&ConsignmentsCreated { consignments: entries });
+            let (js, subject) = (js.clone(), subject.clone());
+            async move { js.publish(subject, payload).await?.await.map(drop).map_err(anyhow::Error::from) }
+        })
+        .buffer_unordered(GROWTH_IN_FLIGHT)
+        .try_collect::<()>()
+        .await
+        .context("--fill: appending to the event stream (it takes the admin's login)")
+}
+
+/// Adds vessels `0-fleet-NNNNNNN` through `vessel.create` until the fleet has
+/// `size`: first in id order, each with room for one container only, so that a
+/// find skips them all. Returns how many it added.
+pub(super) async fn grow_fleet(services: &Services, size: u64) -> anyhow::Result<u64> {
+    use futures::{StreamExt as _, TryStreamExt as _};
+    futures::stream::iter(0..size)
+        .map(|n| async move {
+            Ok::<u64, anyhow::Error>(add_vessel(services, &format!("0-fleet-{n:07}"), 1, 1).await?.into())
+        })
+        .buffer_unordered(GROWTH_IN_FLIGHT)
+        .try_fold(0, |added, one| async move { Ok(added + one) })
+        .await
+}
+
+/// Adds vessel `id`; false if it exists.
+async fn add_vessel(services: &Services, id: &str, capacity: u32, max_weight: u64) -> anyhow::Result<bool> {
     let vessel = NewVessel {
-        id: BENCH_VESSEL.to_owned(),
-        capacity: u32::MAX,
-        max_weight: u64::MAX,
-        name: "shippy bench".to_owned(),
+        id: id.to_owned(),
+        capacity,
+        max_weight,
+        name: format!("shippy bench {id}"),
         available: true,
         owner_id: String::new(),
     };
     match services.request::<CreatedVessel>(vessel::CREATE, encode(&vessel).into()).await {
-        Err(RequestError::Service(error)) if error.code == ErrorCode::Conflict => Ok(()),
-        other => other.map(drop).map_err(|error| anyhow::anyhow!("create: adding the vessel {BENCH_VESSEL}: {error}")),
+        Ok(_) => Ok(true),
+        Err(RequestError::Service(error)) if error.code == ErrorCode::Conflict => Ok(false),
+        Err(error) => Err(anyhow::anyhow!("adding the vessel {id}: {error}")),
     }
 }
 
