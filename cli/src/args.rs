@@ -66,15 +66,19 @@ pub enum Command {
         /// The consignment's id.
         id: String,
     },
-    /// Follow `consignment.created` events from the durable stream, from now or from the start.
+    /// Follow the consignments created, from now or from the start, one line each.
     #[command(after_help = "Examples:\n  shippy watch\n  shippy watch --all --count 10 -o json")]
     Watch {
-        /// Replay every event stored, then follow new ones.
+        /// Replay every consignment stored, then follow new ones.
         #[arg(long)]
         all: bool,
-        /// Stop after this many events.
+        /// Stop after this many consignments.
         #[arg(long)]
         count: Option<u64>,
+        /// The workers' idempotency window in seconds: a repeat of a key within it is
+        /// not shown (set it as the workers have it).
+        #[arg(long, env = "IDEMPOTENCY_WINDOW_SECS", default_value_t = shared::config::DEFAULT_IDEMPOTENCY_WINDOW_SECS)]
+        idempotency_window_secs: u64,
     },
     /// List the fleet.
     #[command(after_help = "Examples:\n  shippy vessels\n  shippy vessels -o json")]

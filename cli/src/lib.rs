@@ -90,7 +90,10 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
                 Format::Json => output::pretty(out, &found)?,
             }
         }
-        Command::Watch { all, count } => watch::follow(&connect().await?, *all, *count, format, out).await?,
+        Command::Watch { all, count, idempotency_window_secs } => {
+            let window = std::time::Duration::from_secs(*idempotency_window_secs);
+            watch::follow(&connect().await?, watch::Follow { all: *all, count: *count, window }, format, out).await?;
+        }
         Command::Vessels => {
             let services = connect().await?;
             let mut query = ListVessels::default();

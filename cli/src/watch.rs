@@ -18,6 +18,15 @@ use crate::{
     output::{self, Format},
 };
 
+/// What to follow: from the start (`all`) or from now, how many (`count`), and the
+/// workers' idempotency window (`window`), by which repeats of a key are told apart.
+#[derive(Debug, Clone, Copy)]
+pub struct Follow {
+    pub all: bool,
+    pub count: Option<u64>,
+    pub window: std::time::Duration,
+}
+
 /// Prints each consignment as its event arrives (from the first stored with `all`,
 /// else from now on), until `count` have been printed or the connection ends.
 ///
@@ -25,13 +34,8 @@ use crate::{
 /// `shared::ledger`) is not printed: the watch folds a ledger of its own, so with
 /// `all` it prints exactly the stored consignments; from now on, a repeat of a key
 /// taken before the watch began could show once.
-pub async fn follow(
-    services: &Services,
-    all: bool,
-    count: Option<u64>,
-    format: Format,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
+pub async fn follow(services: &Services, follow: Follow, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
+    let Follow { all, count, window } = follow;
     let js = jetstream::new(services.nats().clone());
     let stream = js.get_stream(FEED_STREAM).await.with_context(|| format!("cannot open the stream {FEED_STREAM}"))?;
     // An ordered consumer: ephemeral (created without a name, the one way the client
@@ -60,7 +64,7 @@ pub async fn follow(
             }
         })?;
     let mut events = consumer.messages().await.context("cannot follow the events")?;
-    let mut ledger = Ledger::new(std::time::Duration::from_secs(shared::config::DEFAULT_IDEMPOTENCY_WINDOW_SECS));
+    let mut ledger = Ledger::new(window);
     let mut printed = 0;
     while count.is_none_or(|count| printed < count) {
         let Some(event) = events.next().await else { break };

@@ -84,10 +84,11 @@ impl Consignments {
 impl Fold for Consignments {
     fn apply(&mut self, event: &Event) {
         // Vessels added are the vessel-worker's; only their sequence is passed over.
-        if let Some(vessel_id) = consignment::created_vessel(&event.subject)
-            && let Some(created) = shared::projection::decode::<EventView>(event)
-        {
-            self.take_in(event.sequence, event.time_ms, vessel_id, &created);
+        if let Some(vessel_id) = consignment::created_vessel(&event.subject) {
+            match shared::projection::decode::<EventView>(event) {
+                Some(created) => self.take_in(event.sequence, event.time_ms, vessel_id, &created),
+                None => self.ledger.touch(event.sequence, vessel_id),
+            }
         }
     }
 }

@@ -43,7 +43,7 @@ use std::{
 
 use shared::{
     client::RequestError,
-    model::{Consignment, ConsignmentsCreated, CreatedEntry, Idempotency, Load, Vessel},
+    model::{Consignment, CreatedEntry, Idempotency, Load, Vessel},
     projection::{Behind, Projection},
 };
 use tokio::sync::{mpsc, oneshot};
@@ -51,7 +51,7 @@ use uuid::Uuid;
 
 use crate::{
     consignments::Consignments,
-    domain::{ValidConsignment, entry, idempotency_key},
+    domain::{ValidConsignment, idempotency_key},
     read,
     store::{AppendError, EventLog, StoreError},
     vessels::VesselFinder,
@@ -84,13 +84,16 @@ pub enum CreateError {
     Store(#[from] StoreError),
     #[error("the writer of vessel {0} stopped")]
     Stopped(String),
+    #[error("the consignment takes {0} bytes stored, more than an event may hold")]
+    TooLarge(usize),
 }
 
 /// What a vessel's writer did with a create.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Written {
-    /// Its event (or, for a repeated key, the key's) is stored and taken in.
-    Stored,
+    /// Stored: its own entry if `counted`; otherwise its key was taken by an earlier
+    /// entry, which the projection has.
+    Stored { counted: bool },
     /// The vessel had no room for it after all, as the stream stood at `seen`.
     NoRoom { seen: u64 },
 }
@@ -98,11 +101,17 @@ enum Written {
 /// A create waiting for its vessel's writer.
 #[derive(Debug)]
 struct Queued {
-    entry: CreatedEntry,
+    id: Uuid,
+    idempotency: Option<Idempotency>,
+    /// Its entry as the event carries it (JSON), encoded on the requester's task.
+    encoded: Vec<u8>,
     load: Load,
     vessel: Vessel,
     done: oneshot::Sender<Result<Written, CreateError>>,
 }
+
+/// Room left in an event for its envelope.
+const ENVELOPE_BYTES: usize = 1024;
 
 /// Runs creates.
 #[derive(Debug)]
@@ -111,12 +120,16 @@ pub struct Creator<L, F> {
     vessels: F,
     view: Arc<Projection<Consignments>>,
     writers: Mutex<HashMap<String, mpsc::UnboundedSender<Queued>>>,
+    /// The most bytes one event may take: the server's `max_payload`, less room.
+    max_event_bytes: usize,
 }
 
 impl<L: EventLog, F: VesselFinder> Creator<L, F> {
-    /// Creates into `log`, finding vessels with `vessels`, deciding on `view`.
-    pub fn new(log: Arc<L>, vessels: F, view: Arc<Projection<Consignments>>) -> Self {
-        Self { log, vessels, view, writers: Mutex::new(HashMap::new()) }
+    /// Creates into `log`, finding vessels with `vessels`, deciding on `view`; no
+    /// event it appends is larger than `max_payload`.
+    pub fn new(log: Arc<L>, vessels: F, view: Arc<Projection<Consignments>>, max_payload: usize) -> Self {
+        let max_event_bytes = max_payload.saturating_sub(ENVELOPE_BYTES);
+        Self { log, vessels, view, writers: Mutex::new(HashMap::new()), max_event_bytes }
     }
 
     /// Creates `valid` (once per `key`, if given) and returns the stored consignment.
@@ -135,24 +148,31 @@ impl<L: EventLog, F: VesselFinder> Creator<L, F> {
             let vessel = self.vessels.find(&valid.specification(seen)).await.map_err(CreateError::Vessel)?;
             let vessel_id = vessel.id.clone();
             let consignment = valid.book(id, &vessel_id);
-            let queued = entry(consignment.clone(), idempotency.clone());
-            match self.write(vessel, queued, valid.load()).await? {
-                Written::Stored if self.view.read(|view| view.location(&id)).is_some() => {
+            let encoded = CreatedEntry::encode(&consignment, idempotency.as_ref());
+            if encoded.len() > self.max_event_bytes {
+                return Err(CreateError::TooLarge(encoded.len()));
+            }
+            let queued =
+                |done| Queued { id, idempotency: idempotency.clone(), encoded, load: valid.load(), vessel, done };
+            match self.write(&vessel_id, queued).await? {
+                Written::Stored { counted: true } => {
                     tracing::info!(consignment = %consignment.id, vessel = %vessel_id, "consignment created");
                     return Ok(consignment);
                 }
-                // Not stored under its own id: its key was taken by another create first.
-                Written::Stored => {
-                    let idempotency = idempotency.as_ref().ok_or(CreateError::Stopped(vessel_id))?;
-                    let first = self.repeat(idempotency).await?;
-                    return first.ok_or_else(|| {
-                        StoreError::new("read a repeated create", "its key is not in the ledger").into()
-                    });
+                // Not stored under its own id: its key was taken by another create first,
+                // whose entry the projection has; unless the window closed on that one
+                // meanwhile: then this is a create like any other, and goes round again.
+                Written::Stored { counted: false } => {
+                    if let Some(idempotency) = &idempotency
+                        && let Some(first) = self.repeat(idempotency).await?
+                    {
+                        return Ok(first);
+                    }
                 }
                 Written::NoRoom { seen: at } => seen = Some(at),
             }
         }
-        Err(CreateError::Contended(format!("any of {MAX_FINDS} offered")))
+        Err(CreateError::Contended(format!("any of the {MAX_FINDS} vessels offered")))
     }
 
     /// The consignment `idempotency`'s key was taken for within the window, if any;
@@ -170,41 +190,43 @@ impl<L: EventLog, F: VesselFinder> Creator<L, F> {
         Ok(Some(read::fetch(self.log.as_ref(), location).await?))
     }
 
-    /// Hands `entry` to its vessel's writer and waits for the outcome.
-    async fn write(&self, vessel: Vessel, entry: CreatedEntry, load: Load) -> Result<Written, CreateError> {
-        let vessel_id = vessel.id.clone();
+    /// Hands a create to `vessel_id`'s writer and waits for the outcome.
+    async fn write(
+        &self,
+        vessel_id: &str,
+        queued: impl FnOnce(oneshot::Sender<Result<Written, CreateError>>) -> Queued,
+    ) -> Result<Written, CreateError> {
         let (done, outcome) = oneshot::channel();
-        let mut queued = Queued { entry, load, vessel, done };
+        let mut queued = queued(done);
         // A writer whose task ended (it never does while the creator lives) is replaced.
         for _ in 0..2 {
-            let writer = self.writer(&vessel_id);
-            match writer.send(queued) {
-                Ok(()) => return outcome.await.map_err(|_| CreateError::Stopped(vessel_id))?,
+            match self.writer(vessel_id).send(queued) {
+                Ok(()) => return outcome.await.map_err(|_| CreateError::Stopped(vessel_id.to_owned()))?,
                 Err(mpsc::error::SendError(back)) => {
                     queued = back;
-                    self.writers.lock().expect("the writers map is never poisoned").remove(&vessel_id);
+                    self.writers.lock().expect("the writers map is never poisoned").remove(vessel_id);
                 }
             }
         }
-        Err(CreateError::Stopped(vessel_id))
+        Err(CreateError::Stopped(vessel_id.to_owned()))
     }
 
     /// The writer of `vessel_id`, started on first use.
     fn writer(&self, vessel_id: &str) -> mpsc::UnboundedSender<Queued> {
         let mut writers = self.writers.lock().expect("the writers map is never poisoned");
-        writers
-            .entry(vessel_id.to_owned())
-            .or_insert_with(|| {
-                let (send, queue) = mpsc::unbounded_channel();
-                let writer = Writer {
-                    vessel_id: vessel_id.to_owned(),
-                    log: Arc::clone(&self.log),
-                    view: Arc::clone(&self.view),
-                };
-                tokio::spawn(writer.run(queue));
-                send
-            })
-            .clone()
+        if let Some(writer) = writers.get(vessel_id) {
+            return writer.clone();
+        }
+        let (send, queue) = mpsc::unbounded_channel();
+        let writer = Writer {
+            vessel_id: vessel_id.to_owned(),
+            log: Arc::clone(&self.log),
+            view: Arc::clone(&self.view),
+            max_event_bytes: self.max_event_bytes,
+        };
+        tokio::spawn(writer.run(queue));
+        writers.insert(vessel_id.to_owned(), send.clone());
+        send
     }
 }
 
@@ -213,22 +235,46 @@ struct Writer<L> {
     vessel_id: String,
     log: Arc<L>,
     view: Arc<Projection<Consignments>>,
+    max_event_bytes: usize,
 }
 
 impl<L: EventLog> Writer<L> {
     async fn run(self, mut queue: mpsc::UnboundedReceiver<Queued>) {
-        let mut batch = Vec::new();
-        while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            let mut pending = std::mem::take(&mut batch);
-            for _ in 0..MAX_ROUNDS {
-                pending = self.write(pending).await;
-                if pending.is_empty() {
-                    break;
+        let mut pending: Vec<Queued> = Vec::new();
+        let mut rounds = 0;
+        loop {
+            if pending.is_empty() {
+                rounds = 0;
+                if queue.recv_many(&mut pending, MAX_BATCH).await == 0 {
+                    return;
+                }
+            } else {
+                // Left over from the last round (past the byte limit, or a lost race),
+                // and whatever queued meanwhile.
+                while pending.len() < MAX_BATCH
+                    && let Ok(queued) = queue.try_recv()
+                {
+                    pending.push(queued);
                 }
             }
-            for queued in pending {
-                drop(queued.done.send(Err(CreateError::Contended(self.vessel_id.clone()))));
+            rounds += 1;
+            if rounds > MAX_ROUNDS {
+                fail(std::mem::take(&mut pending), || CreateError::Contended(self.vessel_id.clone()));
+                continue;
             }
+            // As many as one event holds, in order; the rest wait for the next round.
+            let mut bytes = 0;
+            let fit = pending
+                .iter()
+                .position(|queued| {
+                    bytes += queued.encoded.len() + 1;
+                    bytes > self.max_event_bytes
+                })
+                .unwrap_or(pending.len())
+                .max(1);
+            let later = pending.split_off(fit);
+            pending = self.write(pending).await;
+            pending.extend(later);
         }
     }
 
@@ -237,36 +283,30 @@ impl<L: EventLog> Writer<L> {
     /// losing a race to another instance.
     #[tracing::instrument(skip_all, fields(vessel = %self.vessel_id, creates = pending.len()))]
     async fn write(&self, pending: Vec<Queued>) -> Vec<Queued> {
-        let (fates, expected, position) = self.view.read(|view| {
+        let position = self.view.position();
+        let (fates, expected) = self.view.read(|view| {
             let bookings = view.vessel(&self.vessel_id);
             let vessel = pending.first().map(|queued| Vessel { booked: bookings.booked, ..queued.vessel.clone() });
             let room = vessel.map(|vessel| vessel.remaining()).unwrap_or_default();
             let now = now_ms();
-            let creates = pending.iter().map(|queued| (queued.load, queued.entry.idempotency.as_ref()));
-            (plan(room, creates, |key| view.key(key, now).is_some()), bookings.last_sequence, self.view_position())
+            let creates = pending.iter().map(|queued| (queued.load, queued.idempotency.as_ref()));
+            (plan(room, creates, |key| view.key(key, now).is_some()), bookings.last_sequence)
         });
-        let entries: Vec<&CreatedEntry> = pending
+        let appended: Vec<&[u8]> = pending
             .iter()
             .zip(&fates)
             .filter(|(_, fate)| **fate == Fate::Append)
-            .map(|(queued, _)| &queued.entry)
+            .map(|(queued, _)| queued.encoded.as_slice())
             .collect();
-        if entries.is_empty() {
-            answer(pending, &fates, position);
+        if appended.is_empty() {
+            answer(pending, &fates, position, &[]);
             return Vec::new();
         }
-        let event = ConsignmentsCreated { consignments: entries.into_iter().cloned().collect() };
-        match self.log.append(&self.vessel_id, expected, shared::store::encode(&event)).await {
-            Ok(sequence) => match self.view.wait_for(sequence, FRESHNESS).await {
-                Ok(()) => {
-                    answer(pending, &fates, sequence);
-                    Vec::new()
-                }
-                Err(behind) => {
-                    fail(pending, || CreateError::Behind(behind));
-                    Vec::new()
-                }
-            },
+        match self.log.append(&self.vessel_id, expected, event(&appended)).await {
+            Ok(sequence) => {
+                self.stored(pending, &fates, sequence).await;
+                Vec::new()
+            }
             Err(AppendError::Conflict(_)) => {
                 // Another instance appended to the vessel first: decide again once its
                 // event is taken in (or after a while, on the view there is then).
@@ -283,9 +323,57 @@ impl<L: EventLog> Writer<L> {
         }
     }
 
-    fn view_position(&self) -> u64 {
-        self.view.position()
+    /// Answers the creates of a round whose event is stored at `sequence`, and
+    /// returns once the projection has that event, so that the next round decides,
+    /// and names the vessel's last event, with it.
+    ///
+    /// Whether an entry counts is known at once when the projection has every event
+    /// before `sequence` and no create of the round repeats a key: an entry without
+    /// a key always counts, one with a key unless an earlier event holds the key.
+    /// Then the replies go out before the projection takes the event in (a get
+    /// through this instance meanwhile catches up first, see [`crate::read`]);
+    /// otherwise they wait for it.
+    async fn stored(&self, pending: Vec<Queued>, fates: &[Fate], sequence: u64) {
+        let at_once = !fates.contains(&Fate::Repeat) && self.view.position() + 1 >= sequence;
+        if at_once {
+            let now = now_ms();
+            let counted: Vec<bool> = self.view.read(|view| {
+                let first_of_its_key = |queued: &Queued| {
+                    queued.idempotency.as_ref().is_none_or(|idempotency| {
+                        view.key(&idempotency.key, now).is_none_or(|record| record.consignment == queued.id)
+                    })
+                };
+                pending.iter().map(first_of_its_key).collect()
+            });
+            answer(pending, fates, sequence, &counted);
+            if let Err(behind) = self.view.wait_for(sequence, FRESHNESS).await {
+                tracing::warn!(%behind, vessel = %self.vessel_id, "the projection lags this vessel's appends");
+            }
+            return;
+        }
+        match self.view.wait_for(sequence, FRESHNESS).await {
+            Ok(()) => {
+                let counted: Vec<bool> =
+                    self.view.read(|view| pending.iter().map(|queued| view.location(&queued.id).is_some()).collect());
+                answer(pending, fates, sequence, &counted);
+            }
+            Err(behind) => fail(pending, || CreateError::Behind(behind)),
+        }
     }
+}
+
+/// The event holding `entries`, each encoded already: `{"consignments":[…]}`.
+fn event(entries: &[&[u8]]) -> bytes::Bytes {
+    let mut event = Vec::with_capacity(entries.iter().map(|entry| entry.len() + 1).sum::<usize>() + 20);
+    event.extend_from_slice(br#"{"consignments":["#);
+    for (n, entry) in entries.iter().enumerate() {
+        if n > 0 {
+            event.push(b',');
+        }
+        event.extend_from_slice(entry);
+    }
+    event.extend_from_slice(b"]}");
+    event.into()
 }
 
 /// What a vessel's writer does with a create.
@@ -331,11 +419,12 @@ pub fn plan<'a>(
 }
 
 /// Answers each create of a round after the event at `sequence` (or, with none
-/// appended, the stream as seen at `sequence`).
-fn answer(pending: Vec<Queued>, fates: &[Fate], sequence: u64) {
-    for (queued, fate) in pending.into_iter().zip(fates) {
+/// appended, the stream as seen at `sequence`); `counted[n]` tells whether the
+/// `n`th create's own entry is stored.
+fn answer(pending: Vec<Queued>, fates: &[Fate], sequence: u64, counted: &[bool]) {
+    for (n, (queued, fate)) in pending.into_iter().zip(fates).enumerate() {
         let written = match fate {
-            Fate::Append | Fate::Repeat => Written::Stored,
+            Fate::Append | Fate::Repeat => Written::Stored { counted: counted.get(n).copied().unwrap_or(false) },
             Fate::NoRoom => Written::NoRoom { seen: sequence },
         };
         // A requester that stopped waiting is no error.
@@ -390,5 +479,165 @@ mod tests {
         let one = key(1);
         let fates = plan(load(1, 100), [(load(2, 1), Some(&one)), (load(1, 1), Some(&one))], |_| false);
         assert_eq!(fates, [Fate::NoRoom, Fate::Append]);
+    }
+}
+
+/// The create flow over the event log in memory: no NATS.
+#[cfg(test)]
+mod flow {
+    use std::time::Duration;
+
+    use shared::{
+        ServiceError,
+        model::{Container, NewConsignment, Specification},
+        projection::Fold as _,
+    };
+
+    use super::*;
+    use crate::store::MemoryLog;
+
+    /// The vessel service, answering as a projection of the same log would.
+    struct Fleet {
+        vessels: Vec<Vessel>,
+        view: Arc<Projection<Consignments>>,
+    }
+
+    impl VesselFinder for Fleet {
+        async fn find(&self, spec: &Specification) -> Result<Vessel, RequestError> {
+            if let Some(sequence) = spec.sequence {
+                let _ = self.view.wait_for(sequence, FRESHNESS).await;
+            }
+            let fits = |vessel: &&Vessel| {
+                let booked = self.view.read(|view| view.vessel(&vessel.id).booked);
+                let left = Vessel { booked, ..(*vessel).clone() }.remaining();
+                left.containers >= spec.capacity && left.weight >= spec.max_weight
+            };
+            let found = self.vessels.iter().find(fits).cloned();
+            found.ok_or_else(|| RequestError::Service(ServiceError::not_found("no vessel available")))
+        }
+    }
+
+    /// A vessel-finder that never answers: a create waiting on it is before its append.
+    struct Silent;
+
+    impl VesselFinder for Silent {
+        async fn find(&self, _: &Specification) -> Result<Vessel, RequestError> {
+            std::future::pending().await
+        }
+    }
+
+    fn vessel(id: &str, capacity: u32, max_weight: u64) -> Vessel {
+        Vessel {
+            id: id.into(),
+            capacity,
+            max_weight,
+            name: id.into(),
+            available: true,
+            owner_id: String::new(),
+            booked: Load::default(),
+        }
+    }
+
+    /// The seed consignment (3 containers) of `weight`.
+    fn seed(weight: u64) -> ValidConsignment {
+        let container =
+            Container { id: String::new(), customer_id: "c".into(), origin: "o".into(), user_id: "u".into() };
+        let request = NewConsignment { description: "d".into(), weight, containers: vec![container; 3] };
+        ValidConsignment::parse(request).unwrap()
+    }
+
+    /// A consignment-worker instance over `log`: its projection, its follower number, its creator.
+    fn instance(
+        log: &Arc<MemoryLog>,
+        vessels: &[Vessel],
+    ) -> (Creator<MemoryLog, Fleet>, Arc<Projection<Consignments>>, usize) {
+        let view = Projection::new(Consignments::new(Duration::from_secs(3600)));
+        let follower = log.follow(Arc::clone(&view));
+        let fleet = Fleet { vessels: vessels.to_vec(), view: Arc::clone(&view) };
+        (Creator::new(Arc::clone(log), fleet, Arc::clone(&view), 1024 * 1024), view, follower)
+    }
+
+    #[tokio::test]
+    async fn a_repeated_key_gets_the_first_create_at_once_or_later_and_another_body_409() {
+        let log = Arc::new(MemoryLog::default());
+        let (creator, view, _) = instance(&log, &[vessel("v1", 100, 1_000_000)]);
+        let valid = seed(10);
+        let repeats = futures::future::join_all((0..10).map(|_| creator.create(&valid, Some("k")))).await;
+        let first = repeats[0].as_ref().unwrap();
+        assert!(repeats.iter().all(|repeat| repeat.as_ref().unwrap() == first), "identical replies");
+        assert_eq!(&creator.create(&seed(10), Some("k")).await.unwrap(), first, "a later repeat");
+        assert!(matches!(creator.create(&seed(11), Some("k")).await, Err(CreateError::KeyReused)));
+        assert_eq!(view.read(Consignments::len), 1);
+        assert_eq!(view.read(|view| view.vessel("v1").booked), Load { containers: 3, weight: 10 });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_instances_racing_for_the_last_room_book_it_once() {
+        let log = Arc::new(MemoryLog::default());
+        // Room for exactly one seed consignment.
+        let fleet = [vessel("v1", 3, 100)];
+        let (a, a_view, _) = instance(&log, &fleet);
+        let (b, _, b_follower) = instance(&log, &fleet);
+        // B lags: it will decide on a view without A's create.
+        log.hold(b_follower, true);
+        a.create(&seed(100), None).await.unwrap();
+        let racing = tokio::spawn(async move { b.create(&seed(100), None).await });
+        // B's append names v1's last event as it saw it (none): refused.
+        log.refused(1).await;
+        log.hold(b_follower, false);
+        let lost = racing.await.unwrap();
+        assert!(
+            matches!(&lost, Err(CreateError::Vessel(RequestError::Service(error))) if error.code == shared::ErrorCode::NotFound),
+            "the loser finds no room: {lost:?}"
+        );
+        assert_eq!(a_view.read(Consignments::len), 1);
+        assert_eq!(a_view.read(|view| view.vessel("v1").booked), Load { containers: 3, weight: 100 });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_create_stopped_before_its_append_leaves_nothing_and_after_it_everything() {
+        let log = Arc::new(MemoryLog::default());
+        // Before: stopped while it waits for a vessel.
+        let view = Projection::new(Consignments::new(Duration::from_secs(3600)));
+        log.follow(Arc::clone(&view));
+        let before = Creator::new(Arc::clone(&log), Silent, Arc::clone(&view), 1024 * 1024);
+        assert!(tokio::time::timeout(Duration::from_secs(1), before.create(&seed(10), Some("k"))).await.is_err());
+        assert!(log.events().is_empty(), "nothing stored before the append");
+
+        // After: stopped once its event is appended, whatever its reply.
+        let fleet = [vessel("v1", 100, 1_000_000)];
+        let (creator, _, follower) = instance(&log, &fleet);
+        log.hold(follower, true);
+        let stopped = tokio::spawn(async move { creator.create(&seed(10), Some("k")).await });
+        log.appended(1).await;
+        stopped.abort();
+        assert_eq!(log.events().len(), 1, "the append happened");
+
+        // A new instance, rebuilt from the log, answers the repeat with it: once.
+        let (restarted, view, _) = instance(&log, &fleet);
+        let repeated = restarted.create(&seed(10), Some("k")).await.unwrap();
+        assert_eq!(view.read(Consignments::len), 1);
+        assert_eq!(log.events().len(), 1, "the repeat wrote nothing");
+        assert_eq!(repeated.vessel_id, "v1");
+    }
+
+    #[tokio::test]
+    async fn a_projection_rebuilt_from_the_log_is_the_one_kept_live() {
+        let log = Arc::new(MemoryLog::default());
+        let fleet = [vessel("v1", 9, 1_000_000), vessel("v2", 300, 1_000_000)];
+        let (creator, live, _) = instance(&log, &fleet);
+        for n in 0..20 {
+            let key = (n % 3 == 0).then(|| format!("k{}", n % 6));
+            drop(creator.create(&seed(10 + n % 2), key.as_deref()).await);
+        }
+        let mut rebuilt = Consignments::new(Duration::from_secs(3600));
+        for event in log.events() {
+            rebuilt.apply(&event);
+        }
+        for id in ["v1", "v2"] {
+            assert_eq!(rebuilt.vessel(id), live.read(|view| view.vessel(id)), "vessel {id}");
+        }
+        assert_eq!(rebuilt.len(), live.read(Consignments::len));
+        assert_eq!(live.read(|view| view.vessel("v1").booked.containers), 9, "v1 filled first, in id order");
     }
 }

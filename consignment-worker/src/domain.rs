@@ -1,6 +1,6 @@
 //! The rules for a consignment: pure domain logic, no I/O.
 
-use shared::model::{Consignment, CreatedEntry, Idempotency, NewConsignment, Specification};
+use shared::model::{Consignment, NewConsignment, Specification};
 use uuid::Uuid;
 
 /// Why a consignment request breaks the rules.
@@ -78,11 +78,6 @@ impl ValidConsignment {
         let NewConsignment { description, weight, containers } = self.request.clone();
         Consignment { id: id.to_string(), description, weight, containers, vessel_id: vessel_id.to_owned() }
     }
-}
-
-/// A create to append: the consignment booked onto its vessel, and its idempotency key.
-pub fn entry(consignment: Consignment, idempotency: Option<Idempotency>) -> CreatedEntry {
-    CreatedEntry { consignment, idempotency }
 }
 
 /// How idempotency key `key` (a `Nats-Msg-Id`, any text) is stored: a name-based

@@ -150,6 +150,7 @@ impl From<CreateError> for ServiceError {
                 Self::new(ErrorCode::Unavailable, error.to_string())
             }
             CreateError::Store(error) => error.into(),
+            error @ CreateError::TooLarge(_) => Self::new(ErrorCode::PayloadTooLarge, error.to_string()),
             error @ CreateError::Stopped(_) => {
                 tracing::error!(%error);
                 Self::internal("the store failed")

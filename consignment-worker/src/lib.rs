@@ -74,9 +74,9 @@ pub async fn start(config: &Config) -> anyhow::Result<ConsignmentService> {
     let following = shared::projection::follow(&client, stream, Arc::clone(&view)).await?;
     tracing::info!(consignments = view.read(Consignments::len), "consignment projection ready");
     let vessels = VesselClient::new(client.clone(), Duration::from_millis(config.vessel_timeout_ms));
-    let creator = Creator::new(Arc::clone(&log), vessels, Arc::clone(&view));
-    let reader = Reader::new(log, view);
     let max_payload = client.server_info().max_payload;
+    let creator = Creator::new(Arc::clone(&log), vessels, Arc::clone(&view), max_payload);
+    let reader = Reader::new(log, view);
     let handler = ConsignmentHandler::new(creator, reader, max_payload, Some(following));
     let spec = ServiceSpec {
         name: consignment::SERVICE,

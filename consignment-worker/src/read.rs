@@ -27,7 +27,7 @@ use crate::{
     consignments::{Consignments, Location},
     create::{CreateError, FRESHNESS},
     domain::ConsignmentFilter,
-    store::{EventLog, StoreError},
+    store::{EventLog, Read, StoreError},
 };
 
 /// The most stored consignments one filtered page looks at before it answers with
@@ -36,7 +36,8 @@ const SCAN_LIMIT: usize = 10 * MAX_BATCH;
 
 /// The consignment stored at `location`.
 pub async fn fetch(log: &impl EventLog, location: Location) -> Result<Consignment, StoreError> {
-    let found = log.read(location.sequence, None, 1, None).await?;
+    let read = Read { from: location.sequence, vessel_id: None, batch: 1, max_bytes: None, until: location.sequence };
+    let found = log.read(read).await?;
     let message = found
         .into_iter()
         .find(|message| message.sequence == location.sequence)
@@ -105,8 +106,14 @@ impl<L: EventLog> Reader<L> {
         let mut scanned = 0;
         let mut from = query.after.map_or(1, |after| after.sequence);
         loop {
-            let events =
-                self.log.read(from, query.filter.vessel_id.as_deref(), MAX_BATCH, Some(query.max_bytes)).await?;
+            let read = Read {
+                from,
+                vessel_id: query.filter.vessel_id.as_deref(),
+                batch: MAX_BATCH,
+                max_bytes: Some(query.max_bytes),
+                until,
+            };
+            let events = self.log.read(read).await?;
             let Some(last) = events.last() else { return Ok(page) };
             let (last_sequence, more) = (last.sequence, last.pending > 0);
             for message in events {
@@ -127,8 +134,9 @@ impl<L: EventLog> Reader<L> {
                     {
                         // As the reply encodes it, and a comma; the caller leaves room
                         // in max_bytes for the reply's envelope.
+                        // At least one, so that paging always moves on.
                         let size = shared::codec::encode(&consignment).len() + 1;
-                        if bytes + size > query.max_bytes {
+                        if bytes + size > query.max_bytes && !page.consignments.is_empty() {
                             return Ok(page);
                         }
                         bytes += size;

@@ -1,30 +1,35 @@
 //! `consignment.create` short of the network: decode, the domain rules, the vessel
 //! the default fleet offers for it (the vessel-worker's side of the request it makes),
-//! booking, and the reply or error reply.
+//! the batch's fit on that vessel, and the reply or error reply.
 #![no_main]
 
-use consignment_worker::domain::ValidConsignment;
+use consignment_worker::{
+    create::{Fate, plan},
+    domain::ValidConsignment,
+};
 use libfuzzer_sys::fuzz_target;
 use shared::{
     ServiceError,
     codec::{decode_request, encode},
     model::{CreatedConsignment, NewConsignment, Specification},
+    projection::Fold as _,
 };
-use vessel_worker::fleet::{FleetError, default_fleet, first_fit};
+use vessel_worker::fleet::{Fleet, FleetError, default_fleet};
 
 fn create(body: &[u8]) -> Result<Vec<u8>, ServiceError> {
     let request: NewConsignment = decode_request(body)?;
     let valid = ValidConsignment::parse(request).map_err(ServiceError::from)?;
-    let spec = valid.specification("fuzz");
     // Exactly what the consignment-worker sends to vessel.find_available.
-    let spec: Specification = decode_request(&encode(&spec))?;
-    let mut fleet = default_fleet();
-    let fitting = first_fit(&fleet, |record| record, spec.load()).map(|record| record.vessel.id.clone());
-    let id = fitting.ok_or_else(|| ServiceError::not_found(FleetError::NoVesselAvailable.to_string()))?;
-    let record = fleet.iter_mut().find(|record| record.vessel.id == id).expect("the vessel found");
-    assert!(record.hold("fuzz", spec.load(), "attempt"), "a fitting vessel takes the load");
-    assert!(record.vessel.booked.containers <= record.vessel.capacity && record.vessel.booked.weight <= record.vessel.max_weight);
-    let consignment = valid.book("fuzz".to_owned(), id);
+    let spec: Specification = decode_request(&encode(&valid.specification(None)))?;
+    let mut fleet = Fleet::new(std::time::Duration::from_secs(3600));
+    for vessel in default_fleet() {
+        fleet.add(vessel);
+    }
+    fleet.settle();
+    let vessel = fleet.first_fit(spec.load()).ok_or_else(|| ServiceError::not_found(FleetError::NoVesselAvailable.to_string()))?;
+    // The vessel found has room for it: the writer's fit agrees.
+    assert_eq!(plan(vessel.remaining(), [(valid.load(), None)], |_| false), [Fate::Append]);
+    let consignment = valid.book(uuid::Uuid::nil(), &vessel.id);
     Ok(encode(&CreatedConsignment { created: true, consignment }))
 }
 

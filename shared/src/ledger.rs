@@ -108,10 +108,11 @@ impl Ledger {
         self.position
     }
 
-    /// Notes that every event up to `sequence` has been taken in (events on other
-    /// subjects are passed over with this).
-    pub fn advance(&mut self, sequence: u64) {
-        self.position = self.position.max(sequence);
+    /// Takes in a created event at `sequence` on `vessel_id` that cannot be read
+    /// (only the admin could have written one): it books nothing, but it is the
+    /// vessel's last event, which the next append must name.
+    pub fn touch(&mut self, sequence: u64, vessel_id: &str) {
+        self.apply(sequence, 0, vessel_id, &[]);
     }
 
     /// Takes in the event at `sequence`, stored at `time_ms`, booking `entries`

@@ -235,6 +235,20 @@ pub struct CreatedEntry {
     pub idempotency: Option<Idempotency>,
 }
 
+impl CreatedEntry {
+    /// The entry of `consignment` (with `idempotency`, if given) as an event holds
+    /// it, encoded, without copying either.
+    pub fn encode(consignment: &Consignment, idempotency: Option<&Idempotency>) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Borrowed<'a> {
+            consignment: &'a Consignment,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            idempotency: Option<&'a Idempotency>,
+        }
+        crate::codec::encode(&Borrowed { consignment, idempotency })
+    }
+}
+
 /// A create's idempotency key as stored: a name-based UUID of the `Nats-Msg-Id`,
 /// and a fingerprint of the request, so that the key reused for another
 /// consignment is told apart.
@@ -270,6 +284,23 @@ mod tests {
         let vessel: NewVessel = serde_json::from_str(r#"{"capacity":1,"max_weight":2,"name":"n"}"#).unwrap();
         assert!(vessel.available);
         assert_eq!(vessel.into_vessel().booked, Load::default());
+    }
+
+    #[test]
+    fn an_entry_encoded_in_place_reads_back_as_an_entry() {
+        let consignment = Consignment {
+            id: "c".into(),
+            description: "d".into(),
+            weight: 1,
+            containers: Vec::new(),
+            vessel_id: "v".into(),
+        };
+        let idempotency = Idempotency { key: uuid::Uuid::from_u128(1), fingerprint: uuid::Uuid::from_u128(2) };
+        for idempotency in [None, Some(idempotency)] {
+            let encoded = CreatedEntry::encode(&consignment, idempotency.as_ref());
+            let read: CreatedEntry = serde_json::from_slice(&encoded).unwrap();
+            assert_eq!(read, CreatedEntry { consignment: consignment.clone(), idempotency });
+        }
     }
 
     #[test]

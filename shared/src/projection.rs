@@ -35,7 +35,8 @@ pub trait Fold: Send + Sync + 'static {
 }
 
 /// The payload of `event` as a `T`, or `None`, logged, for an event that cannot be
-/// read (only the admin could have written it): a fold passes it over.
+/// read (only the admin could have written it): a fold passes it over (for a
+/// created event, with [`Ledger::touch`](crate::ledger::Ledger::touch)).
 pub fn decode<T: serde::de::DeserializeOwned>(event: &Event) -> Option<T> {
     serde_json::from_slice(&event.payload)
         .map_err(|error| {

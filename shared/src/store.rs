@@ -267,19 +267,6 @@ pub async fn follow(
     }))
 }
 
-/// The message at `sequence` in the event stream, if it is on a subject matching
-/// `subject`: one direct get, from any replica.
-pub async fn read_event(
-    client: &Client,
-    sequence: u64,
-    subject: &str,
-    timeout: Duration,
-) -> Result<Option<StoredMessage>, StoreError> {
-    let request = BatchRequest { from: sequence, subject: subject.to_owned(), batch: 1, max_bytes: None };
-    let found = direct_batch(client, EVENTS_STREAM, &request, timeout).await?;
-    Ok(found.into_iter().next().filter(|message| message.sequence == sequence))
-}
-
 /// Whether `key` can stand in a subject as shippy uses ids: one NATS subject token
 /// of letters, digits, `-` and `_`, at most 128 bytes (ids from requests are
 /// checked with this before they reach a subject).
@@ -326,7 +313,8 @@ pub struct StoredMessage {
 }
 
 /// What [`direct_batch`] asks for: up to `batch` messages on `subject` (wildcards
-/// allowed) from sequence `from` on, at most about `max_bytes` of them.
+/// allowed) from sequence `from` on, at most about `max_bytes` of them, from a
+/// replica that has the stream up to `min_last_seq` at least.
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchRequest {
     #[serde(rename = "seq")]
@@ -336,7 +324,17 @@ pub struct BatchRequest {
     pub batch: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_bytes: Option<usize>,
+    /// Read your writes on a replicated stream: a replica that has not stored this
+    /// sequence yet refuses (ADR-31), and the read is sent again, to whichever
+    /// replica answers, until one has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_last_seq: Option<u64>,
 }
+
+/// How often a read refused by a replica that is behind is sent again, and the
+/// pause before each, growing.
+const BEHIND_RETRIES: u32 = 10;
+const BEHIND_PAUSE: Duration = Duration::from_millis(10);
 
 /// The most messages one [`BatchRequest`] returns (the server's limit).
 pub const MAX_BATCH: usize = 1000;
@@ -359,6 +357,29 @@ pub async fn direct_batch(
     request: &BatchRequest,
     timeout: Duration,
 ) -> Result<Vec<StoredMessage>, StoreError> {
+    let mut attempt = 0;
+    loop {
+        match direct_batch_once(client, stream, request, timeout).await? {
+            Some(messages) => return Ok(messages),
+            None if attempt < BEHIND_RETRIES => {
+                attempt += 1;
+                tokio::time::sleep(BEHIND_PAUSE * attempt).await;
+            }
+            None => {
+                let operation = format!("read {stream} from sequence {}", request.from);
+                return Err(StoreError::new(operation, "every replica that answered is behind the sequence asked for"));
+            }
+        }
+    }
+}
+
+/// One [`direct_batch`]; `None` if the replica that answered is behind `min_last_seq`.
+async fn direct_batch_once(
+    client: &Client,
+    stream: &str,
+    request: &BatchRequest,
+    timeout: Duration,
+) -> Result<Option<Vec<StoredMessage>>, StoreError> {
     let operation = || format!("read {stream} from sequence {}", request.from);
     let inbox = client.new_inbox();
     let mut replies = client.subscribe(inbox.clone()).await.map_err(|error| StoreError::new(operation(), error))?;
@@ -373,7 +394,9 @@ pub async fn direct_batch(
         while let Some(message) = replies.next().await {
             match message.status.as_ref().map(StatusCode::as_u16) {
                 // 204 EOB ends the batch; 404 says nothing (more) matches.
-                Some(204 | 404) => return Ok(()),
+                Some(204 | 404) => return Ok(true),
+                // A replica behind `min_last_seq`.
+                Some(412) => return Ok(false),
                 Some(status) if status != 200 => {
                     let reason = message.description.unwrap_or_default();
                     return Err(StoreError::new(operation(), format!("direct get answered {status} {reason}")));
@@ -383,8 +406,9 @@ pub async fn direct_batch(
         }
         Err(StoreError::new(operation(), "the connection closed"))
     };
-    tokio::time::timeout(timeout, read).await.map_err(|_| StoreError::new(operation(), "timed out"))??;
-    Ok(messages)
+    let current =
+        tokio::time::timeout(timeout, read).await.map_err(|_| StoreError::new(operation(), "timed out"))??;
+    Ok(current.then_some(messages))
 }
 
 fn stored_message(message: async_nats::Message) -> Result<StoredMessage, String> {

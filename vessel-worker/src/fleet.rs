@@ -119,8 +119,9 @@ impl Fleet {
 impl Fold for Fleet {
     fn apply(&mut self, event: &Event) {
         if let Some(vessel_id) = consignment::created_vessel(&event.subject) {
-            if let Some(created) = shared::projection::decode::<EventView>(event) {
-                self.book(event.sequence, event.time_ms, vessel_id, &created);
+            match shared::projection::decode::<EventView>(event) {
+                Some(created) => self.book(event.sequence, event.time_ms, vessel_id, &created),
+                None => self.ledger.touch(event.sequence, vessel_id),
             }
         } else if vessel::added_vessel(&event.subject).is_some()
             && let Some(added) = shared::projection::decode::<NewVessel>(event)

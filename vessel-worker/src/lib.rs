@@ -73,7 +73,7 @@ pub async fn start(config: &Config) -> anyhow::Result<VesselService> {
     let client = shared::nats::connect_worker(&config.worker.nats, shared::roles::VESSEL_WORKER).await?;
     let js = async_nats::jetstream::new(client.clone());
     let stream = shared::store::events(&js, &config.worker.store).await?;
-    let log = JetStreamLog::new(js);
+    let log = JetStreamLog::new(js, stream.clone());
     let added = Vessels::seed(&log, &fleet).await?;
     tracing::info!(seeded = fleet.len(), added, "fleet seeded; vessels already stored were left as they are");
 

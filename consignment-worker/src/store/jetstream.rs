@@ -9,7 +9,7 @@ use shared::{
     subjects::consignment,
 };
 
-use super::EventLog;
+use super::{EventLog, Read};
 
 /// How long one read may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,15 +39,15 @@ impl EventLog for JetStreamLog {
     }
 
     #[tracing::instrument(skip(self), err)]
-    async fn read(
-        &self,
-        from: u64,
-        vessel_id: Option<&str>,
-        batch: usize,
-        max_bytes: Option<usize>,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        let subject = vessel_id.map_or_else(|| consignment::CREATED_EVENTS.to_owned(), consignment::created_event);
-        let request = BatchRequest { from, subject, batch, max_bytes };
+    async fn read(&self, read: Read<'_>) -> Result<Vec<StoredMessage>, StoreError> {
+        let subject = read.vessel_id.map_or_else(|| consignment::CREATED_EVENTS.to_owned(), consignment::created_event);
+        let request = BatchRequest {
+            from: read.from,
+            subject,
+            batch: read.batch,
+            max_bytes: read.max_bytes,
+            min_last_seq: Some(read.until),
+        };
         direct_batch(&self.client, EVENTS_STREAM, &request, READ_TIMEOUT).await
     }
 }

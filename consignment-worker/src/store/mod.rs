@@ -8,11 +8,13 @@
 //! layout and sequence rules of the stream are in [`shared::store`].
 
 mod jetstream;
+mod memory;
 
 use std::future::Future;
 
 use bytes::Bytes;
 pub use jetstream::JetStreamLog;
+pub use memory::MemoryLog;
 pub use shared::store::{AppendError, StoreError, StoredMessage};
 
 /// Appends created events and reads them back.
@@ -30,12 +32,17 @@ pub trait EventLog: Send + Sync + 'static {
     fn last_sequence(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Up to `batch` created events (of `vessel_id`'s, if given) from sequence
-    /// `from` on, at most about `max_bytes` of them if given (at least one).
-    fn read(
-        &self,
-        from: u64,
-        vessel_id: Option<&str>,
-        batch: usize,
-        max_bytes: Option<usize>,
-    ) -> impl Future<Output = Result<Vec<StoredMessage>, StoreError>> + Send;
+    /// `from` on, at most about `max_bytes` of them if given (at least one), as a
+    /// replica that has the stream up to `until` at least has them.
+    fn read(&self, read: Read<'_>) -> impl Future<Output = Result<Vec<StoredMessage>, StoreError>> + Send;
+}
+
+/// What [`EventLog::read`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Read<'a> {
+    pub from: u64,
+    pub vessel_id: Option<&'a str>,
+    pub batch: usize,
+    pub max_bytes: Option<usize>,
+    pub until: u64,
 }

@@ -13,11 +13,12 @@ use super::FleetLog;
 #[derive(Debug, Clone)]
 pub struct JetStreamLog {
     js: jetstream::Context,
+    stream: jetstream::stream::Stream,
 }
 
 impl JetStreamLog {
-    pub fn new(js: jetstream::Context) -> Self {
-        Self { js }
+    pub fn new(js: jetstream::Context, stream: jetstream::stream::Stream) -> Self {
+        Self { js, stream }
     }
 }
 
@@ -29,5 +30,9 @@ impl FleetLog for JetStreamLog {
             Err(AppendError::Conflict(_)) => Ok(None),
             Err(AppendError::Store(error)) => Err(error),
         }
+    }
+
+    async fn last_sequence(&self) -> Result<u64, StoreError> {
+        shared::store::last_sequence(&self.stream).await
     }
 }

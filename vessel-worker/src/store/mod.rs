@@ -8,10 +8,12 @@
 //! in [`shared::store`].
 
 mod jetstream;
+mod memory;
 
 use std::future::Future;
 
 pub use jetstream::JetStreamLog;
+pub use memory::MemoryLog;
 use shared::model::NewVessel;
 pub use shared::store::StoreError;
 
@@ -20,4 +22,7 @@ pub trait FleetLog: Send + Sync + 'static {
     /// Adds `vessel` unless a vessel with its id was added before; returns the
     /// sequence of its event, or `None` if the id exists.
     fn add_vessel(&self, vessel: &NewVessel) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
+    /// The sequence of the newest event in the stream.
+    fn last_sequence(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
