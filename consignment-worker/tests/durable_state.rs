@@ -176,6 +176,57 @@ async fn seed_consignments(client: &Client, count: usize, per_event: usize, seed
     }
 }
 
+/// `creates` keyed creates (`<prefix>-<n>`), `in_flight` at a time, each sent again
+/// with its key until acknowledged (bounded by [`GUARD`]); every acknowledged
+/// consignment comes out of the receiver.
+fn keyed_load(
+    client: &Client,
+    prefix: &'static str,
+    creates: usize,
+    in_flight: usize,
+) -> (tokio::task::JoinHandle<()>, tokio::sync::mpsc::UnboundedReceiver<Consignment>) {
+    let (acked_tx, acked) = tokio::sync::mpsc::unbounded_channel();
+    let client = client.clone();
+    let load = tokio::spawn(async move {
+        futures::stream::iter(0..creates)
+            .for_each_concurrent(in_flight, |n| {
+                let (client, acked_tx) = (client.clone(), acked_tx.clone());
+                async move {
+                    let key = format!("{prefix}-{n}");
+                    let deadline = tokio::time::Instant::now() + GUARD;
+                    loop {
+                        match create(&client, Some(&key)).await {
+                            Ok(reply) => return acked_tx.send(reply.consignment).unwrap(),
+                            Err(_) if tokio::time::Instant::now() < deadline => {
+                                tokio::time::sleep(Duration::from_millis(50)).await; // client back-off
+                            }
+                            Err(error) => panic!("create {key} never acknowledged: {error}"),
+                        }
+                    }
+                }
+            })
+            .await;
+    });
+    (load, acked)
+}
+
+/// Every one of `acknowledged` is stored, once, each key's consignment once, with
+/// one stored entry in the events each; bookings equal the consignments.
+async fn assert_stored_once(client: &Client, acknowledged: &[Consignment]) {
+    let stored: HashMap<String, Consignment> =
+        list_all(client, ListConsignments::default()).await.into_iter().map(|c| (c.id.clone(), c)).collect();
+    for consignment in acknowledged {
+        assert_eq!(stored.get(&consignment.id), Some(consignment), "every acknowledged create is stored");
+    }
+    assert_eq!(stored.len(), acknowledged.len(), "no duplicate: one consignment per key");
+    let mut events = event_ids(client).await;
+    events.sort();
+    let mut ids: Vec<_> = stored.keys().cloned().collect();
+    ids.sort();
+    assert_eq!(events, ids, "one stored entry per consignment");
+    assert_bookings_match_consignments(client).await;
+}
+
 #[tokio::test]
 async fn two_instances_of_each_worker_answer_alike() {
     let nats = Nats::start().await;
@@ -330,31 +381,7 @@ async fn creates_survive_a_worker_killed_mid_flow() {
     let client = async_nats::connect(nats.url()).await.unwrap();
     let mut worker = consignment_process(&nats).await;
 
-    // Each create has its own key and is retried with it until acknowledged.
-    let (acked_tx, mut acked) = tokio::sync::mpsc::unbounded_channel();
-    let load = {
-        let client = client.clone();
-        tokio::spawn(async move {
-            futures::stream::iter(0..CREATES)
-                .for_each_concurrent(IN_FLIGHT, |n| {
-                    let (client, acked_tx) = (client.clone(), acked_tx.clone());
-                    async move {
-                        let key = format!("crash-{n}");
-                        let deadline = tokio::time::Instant::now() + GUARD;
-                        loop {
-                            match create(&client, Some(&key)).await {
-                                Ok(created) => return acked_tx.send(created.consignment).unwrap(),
-                                Err(_) if tokio::time::Instant::now() < deadline => {
-                                    tokio::time::sleep(Duration::from_millis(50)).await; // client back-off
-                                }
-                                Err(error) => panic!("create {key} never acknowledged: {error}"),
-                            }
-                        }
-                    }
-                })
-                .await;
-        })
-    };
+    let (load, mut acked) = keyed_load(&client, "crash", CREATES, IN_FLIGHT);
 
     // Kill the worker twice while creates are in flight, restarting it each time.
     let mut acknowledged = Vec::new();
@@ -371,18 +398,7 @@ async fn creates_survive_a_worker_killed_mid_flow() {
     }
     assert_eq!(acknowledged.len(), CREATES);
 
-    let stored: HashMap<String, Consignment> =
-        list_all(&client, ListConsignments::default()).await.into_iter().map(|c| (c.id.clone(), c)).collect();
-    for consignment in &acknowledged {
-        assert_eq!(stored.get(&consignment.id), Some(consignment), "every acknowledged create is stored");
-    }
-    assert_eq!(stored.len(), CREATES, "no duplicate: one consignment per key");
-    let mut events = event_ids(&client).await;
-    events.sort();
-    let mut ids: Vec<_> = stored.keys().cloned().collect();
-    ids.sort();
-    assert_eq!(events, ids, "one event per consignment");
-    assert_bookings_match_consignments(&client).await;
+    assert_stored_once(&client, &acknowledged).await;
 
     worker.kill().await;
     vessels.stop().await.unwrap();
@@ -555,31 +571,7 @@ async fn every_worker_killed_at_once_under_load_comes_back_to_a_consistent_state
     };
     let (vessels, consignments) = start_all().await;
 
-    // Keyed creates, each retried with its key until acknowledged.
-    let (acked_tx, mut acked) = tokio::sync::mpsc::unbounded_channel();
-    let load = tokio::spawn({
-        let client = client.clone();
-        async move {
-            futures::stream::iter(0..CREATES)
-                .for_each_concurrent(IN_FLIGHT, |n| {
-                    let (client, acked_tx) = (client.clone(), acked_tx.clone());
-                    async move {
-                        let key = format!("all-down-{n}");
-                        let deadline = tokio::time::Instant::now() + GUARD;
-                        loop {
-                            match create(&client, Some(&key)).await {
-                                Ok(created) => return acked_tx.send(created.consignment).unwrap(),
-                                Err(_) if tokio::time::Instant::now() < deadline => {
-                                    tokio::time::sleep(Duration::from_millis(50)).await; // client back-off
-                                }
-                                Err(error) => panic!("create {key} never acknowledged: {error}"),
-                            }
-                        }
-                    }
-                })
-                .await;
-        }
-    });
+    let (load, mut acked) = keyed_load(&client, "all-down", CREATES, IN_FLIGHT);
 
     let mut acknowledged = Vec::new();
     while acknowledged.len() < 100 {
@@ -600,18 +592,7 @@ async fn every_worker_killed_at_once_under_load_comes_back_to_a_consistent_state
     }
     assert_eq!(acknowledged.len(), CREATES);
 
-    let stored: HashMap<String, Consignment> =
-        list_all(&client, ListConsignments::default()).await.into_iter().map(|c| (c.id.clone(), c)).collect();
-    for consignment in &acknowledged {
-        assert_eq!(stored.get(&consignment.id), Some(consignment), "every acknowledged create is stored");
-    }
-    assert_eq!(stored.len(), CREATES, "no duplicate: one consignment per key");
-    let mut events = event_ids(&client).await;
-    events.sort();
-    let mut ids: Vec<_> = stored.keys().cloned().collect();
-    ids.sort();
-    assert_eq!(events, ids, "one stored entry per consignment");
-    assert_bookings_match_consignments(&client).await;
+    assert_stored_once(&client, &acknowledged).await;
 
     for consignment in consignments {
         consignment.kill().await;
