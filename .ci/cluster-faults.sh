@@ -33,7 +33,7 @@ compose build
 step "docker compose up: three nodes, two workers of each kind"
 compose up -d
 compose ps
-# The test reads every bucket and each node's streams: it logs in as the admin.
+# The test reads the streams on each node: it logs in as the admin.
 copy_key admin
 export NATS_NKEY="$keys/admin"
 

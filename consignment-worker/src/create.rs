@@ -19,14 +19,15 @@
 //!
 //! * **One write per create, or less**: the creates queued for a vessel while its
 //!   last append was in flight go out together in the next (group commit). Nothing
-//!   else is written; nothing is read from JetStream on the way.
+//!   else is written; a new create reads nothing from JetStream on the way (a
+//!   repeated key reads its stored consignment back).
 //! * **No overbooking**: every append names the last event of its vessel that its
 //!   decision saw (`Nats-Expected-Last-Subject-Sequence`), so of two instances
 //!   deciding on the same view of a vessel one wins and the other decides again.
 //! * **Idempotency**: a key taken within the window is answered from the ledger. Two
-//!   creates of one key on one instance are one write (the second waits for the
-//!   first); on two instances at once, both may be written, and the first in stream
-//!   order is the create: the other entry is void ([`shared::ledger`]) and its
+//!   creates of one key that meet in one vessel's batch are one write (the second
+//!   waits for the first); otherwise (two instances, or two vessels offered) both
+//!   may be written, and the first in stream order is the create: the other entry is void ([`shared::ledger`]) and its
 //!   requester is answered with the first, exactly as a repeat would be.
 //! * **Crash safety**: before the append nothing is stored; after it the create is
 //!   complete, its event included. A crash in between loses the request, never half

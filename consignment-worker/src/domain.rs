@@ -178,7 +178,7 @@ mod tests {
     }
 
     #[test]
-    fn idempotency_keys_become_fixed_bucket_keys() {
+    fn idempotency_keys_become_fixed_size_uuids() {
         assert_eq!(idempotency_key("order-1"), idempotency_key("order-1"));
         assert_ne!(idempotency_key("order-1"), idempotency_key("order-2"));
         assert_ne!(idempotency_key("a.b\n*>"), Uuid::nil());

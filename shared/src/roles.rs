@@ -22,12 +22,12 @@ pub struct Role {
     pub nkey_variable: &'static str,
 }
 
-/// The vessel-worker: serves `vessel.*`, owns the vessels and bookings buckets.
+/// The vessel-worker: serves `vessel.*` and appends the `vessel.added.*` events.
 pub const VESSEL_WORKER: Role =
     Role { name: "vessel-worker", inbox_prefix: "_INBOX_vessel-worker", nkey_variable: "VESSEL_WORKER_NKEY" };
 
 /// The consignment-worker: serves `consignment.*`, asks `vessel.find_available`,
-/// owns the consignment buckets and is the one publisher of `consignment.created`.
+/// and is the one publisher of the `consignment.created.*` events.
 pub const CONSIGNMENT_WORKER: Role = Role {
     name: "consignment-worker",
     inbox_prefix: "_INBOX_consignment-worker",
@@ -35,14 +35,14 @@ pub const CONSIGNMENT_WORKER: Role = Role {
 };
 
 /// People and programs using the services: the `shippy` CLI, `nats req`. May ask the
-/// public endpoints and the `$SRV` verbs, and follow `consignment.created`.
+/// public endpoints and the `$SRV` verbs, and follow the `consignment.created.*` events.
 pub const CLIENT: Role = Role { name: "client", inbox_prefix: "_INBOX_client", nkey_variable: "CLIENT_NKEY" };
 
 /// Read-only monitoring: `nats micro ls|info|stats`, the `$SRV` verbs and nothing else.
 pub const MONITOR: Role = Role { name: "monitor", inbox_prefix: "_INBOX_monitor", nkey_variable: "MONITOR_NKEY" };
 
-/// Operators: the only role that may delete, purge or reconfigure buckets and
-/// streams, and run `shippy bench` (which serves an echo subject of its own).
+/// Operators: the only role that may delete, purge or reconfigure the streams, or
+/// delete an event, and run `shippy bench` (which serves an echo subject of its own).
 pub const ADMIN: Role = Role { name: "admin", inbox_prefix: "_INBOX_admin", nkey_variable: "ADMIN_NKEY" };
 
 /// Every role, in the order `users.conf` lists them.

@@ -5,7 +5,7 @@
 //! (which runs this test): creates at a fixed rate, each with a `Nats-Msg-Id` of its
 //! own and sent again with the same key while it fails, while the test
 //!
-//! 1. kills (`kill -9`) the node leading the vessels bucket, then starts it again;
+//! 1. kills (`kill -9`) the node leading the event stream, then starts it again;
 //! 2. kills another node, then starts it again;
 //! 3. cuts the node then leading the vessels bucket off the network, then heals it;
 //! 4. kills a vessel-worker and a consignment-worker, then starts them again.
@@ -142,7 +142,7 @@ type Errors = Arc<Mutex<BTreeMap<String, u64>>>;
 async fn creates_survive_node_loss_partitions_and_worker_crashes() {
     let settings = Settings::from_env();
     // As the admin (NATS_NKEY, which .ci/cluster-faults.sh copies out of the stack):
-    // the test reads every bucket and each node's streams, besides creating.
+    // the test reads the streams and each node's streams, besides creating.
     let config = NatsConfig { nkey: std::env::var_os("NATS_NKEY").map(Into::into), ..NatsConfig::new(&settings.url) };
     let client = shared::nats::connect_client(&config, "shippy-cluster-faults", roles::ADMIN, API_TIMEOUT)
         .await
@@ -335,7 +335,7 @@ struct Faults<'a> {
 }
 
 impl Faults<'_> {
-    /// Loses `node` for [`DOWN_FOR`] (and, if it led the vessels bucket, until
+    /// Loses `node` for [`DOWN_FOR`] (and, if it led the event stream, until
     /// another node does), brings it back and waits for the cluster to settle.
     async fn lose_node(&self, node: &str, loss: Loss) -> Fault {
         let vessels = EVENTS_STREAM.to_owned();

@@ -6,10 +6,12 @@
 //! when it is available and its *remaining* capacity and weight (capacity less
 //! what is booked) take it; a find answers with the first that fits, in id order.
 //!
-//! The first fit costs about the logarithm of the fleet's size, whatever it
-//! holds: vessels sit in id order at the leaves of a tree whose every node keeps
-//! the most containers and the most weight any vessel below it has left, so a
-//! search skips every subtree that cannot take the load.
+//! The first fit does not scan the fleet: vessels sit in id order at the leaves of
+//! a tree whose every node keeps the most containers and the most weight any vessel
+//! below it has left, so a search skips every subtree that cannot take the load;
+//! about the logarithm of the fleet's size in steps, unless the room is split (some
+//! vessels with containers to spare and no weight, others the reverse: a subtree
+//! can then look as if it fits and hold no vessel that does).
 
 use std::{collections::BTreeMap, time::Duration};
 

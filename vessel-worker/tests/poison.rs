@@ -53,7 +53,7 @@ async fn poison_requests_get_json_errors_and_the_worker_keeps_serving() {
             "more after the JSON object",
         ),
         (vessel::FIND_AVAILABLE, "[3,55000]", "the body is an array"),
-        // An id is a key in the vessels bucket: letters, digits, - and _ only.
+        // An id stands in the subject of its events: letters, digits, - and _ only.
         (vessel::CREATE, r#"{"id":"dup\nid","name":"x","capacity":1,"max_weight":1}"#, "id may hold only"),
         (vessel::CREATE, r#"{"name":"bell\u0007","capacity":1,"max_weight":1}"#, "control characters"),
     ] {
