@@ -157,8 +157,8 @@ pub struct Specification {
     /// Weight to carry, in kilograms.
     pub max_weight: u64,
     /// Answer from a fleet that has taken in the event stream at least up to this
-    /// sequence (waiting briefly for it): a caller that saw a vessel fill up at that
-    /// sequence is not offered it again.
+    /// sequence (waiting briefly for it, and no further than the stream goes): a
+    /// caller that saw a vessel fill up at that sequence is not offered it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequence: Option<u64>,
 }

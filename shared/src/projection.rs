@@ -58,12 +58,24 @@ pub struct Behind {
 pub struct Projection<T> {
     state: RwLock<T>,
     position: watch::Sender<u64>,
+    /// Told when a waiter saw no event taken in for [`STALLED_AFTER`]: the follower
+    /// then follows again at once rather than wait for its consumer's heartbeats
+    /// (async-nats gives ordered consumers 10 s) to say the consumer is gone, as it
+    /// is when the node serving it is lost.
+    stalled: tokio::sync::Notify,
 }
+
+/// How long a waiter waits with no event taken in before it tells the follower.
+const STALLED_AFTER: Duration = Duration::from_millis(300);
 
 impl<T: Fold> Projection<T> {
     /// A projection starting from `state`, which has taken in nothing.
     pub fn new(state: T) -> Arc<Self> {
-        Arc::new(Self { state: RwLock::new(state), position: watch::Sender::new(0) })
+        Arc::new(Self {
+            state: RwLock::new(state),
+            position: watch::Sender::new(0),
+            stalled: tokio::sync::Notify::new(),
+        })
     }
 
     /// Reads the state.
@@ -99,13 +111,23 @@ impl<T: Fold> Projection<T> {
         *self.position.borrow()
     }
 
-    /// Waits until the projection has taken in `sequence`, at most `timeout`.
+    /// Waits until the projection has taken in `sequence`, at most `timeout`. A wait
+    /// that sees nothing taken in for a while tells the follower, which follows again.
     pub async fn wait_for(&self, sequence: u64, timeout: Duration) -> Result<(), Behind> {
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut position = self.position.subscribe();
-        let reached = position.wait_for(|&at| at >= sequence);
-        match tokio::time::timeout(timeout, reached).await {
-            Ok(Ok(_)) => Ok(()),
-            _ => Err(Behind { at: self.position(), wanted: sequence }),
+        loop {
+            let at = *position.borrow_and_update();
+            if at >= sequence {
+                return Ok(());
+            }
+            let step = (tokio::time::Instant::now() + STALLED_AFTER).min(deadline);
+            match tokio::time::timeout_at(step, position.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Behind { at, wanted: sequence }),
+                Err(_) if step < deadline => self.stalled.notify_one(),
+                Err(_) => return Err(Behind { at: self.position(), wanted: sequence }),
+            }
         }
     }
 }
@@ -127,6 +149,8 @@ const MAX_APPLY: usize = 256;
 
 /// How long a projection may take to catch up with the stream at start.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(300);
+/// The least time between two follows started because a waiter saw a stall.
+const REFOLLOW_GAP: Duration = Duration::from_secs(1);
 
 /// Keeps `projection` current with the event stream: reads the stream's last
 /// sequence, follows the stream from the projection's position on, and returns once
@@ -137,34 +161,50 @@ pub async fn follow<T: Fold>(
     stream: async_nats::jetstream::stream::Stream,
     projection: Arc<Projection<T>>,
 ) -> Result<DropGuard, StoreError> {
-    let caught_up_at = crate::store::last_sequence(&stream).await?;
-    let first = crate::store::follow(client, &stream, projection.position() + 1).await?;
+    // A stream just created on a cluster may not answer at once: asked again, bounded.
+    let started = std::time::Instant::now();
+    let caught_up_at = loop {
+        match crate::store::last_sequence(&stream).await {
+            Ok(last) => break last,
+            Err(error) if started.elapsed() < CATCH_UP_TIMEOUT => {
+                tracing::warn!(%error, "cannot read the event stream's state yet; trying again");
+                tokio::time::sleep(REFOLLOW_AFTER).await;
+            }
+            Err(error) => return Err(error),
+        }
+    };
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let client = client.clone();
     let follower = Arc::clone(&projection);
     tokio::spawn(async move {
-        let mut events = Some(first);
         loop {
-            if let Some(events) = events.take() {
-                let taken = take_in(&follower, events);
-                tokio::select! {
-                    () = stopped.cancelled() => return,
-                    error = taken => tracing::warn!(%error, position = follower.position(), "following the event stream stopped; following again"),
+            match crate::store::follow(&client, &stream, follower.position() + 1).await {
+                Ok(events) => {
+                    let followed_at = tokio::time::Instant::now();
+                    let taken = take_in(&follower, events);
+                    let stalled = async {
+                        tokio::time::sleep_until(followed_at + REFOLLOW_GAP).await;
+                        follower.stalled.notified().await;
+                    };
+                    tokio::select! {
+                        () = stopped.cancelled() => return,
+                        error = taken => tracing::warn!(%error, position = follower.position(), "following the event stream stopped; following again"),
+                        () = stalled => {
+                            tracing::info!(position = follower.position(), "no event taken in while one is awaited; following again");
+                            continue;
+                        }
+                    }
                 }
+                Err(error) => tracing::warn!(%error, "cannot follow the event stream; trying again"),
             }
             tokio::select! {
                 () = stopped.cancelled() => return,
                 () = tokio::time::sleep(REFOLLOW_AFTER) => {}
             }
-            match crate::store::follow(&client, &stream, follower.position() + 1).await {
-                Ok(following) => events = Some(following),
-                Err(error) => tracing::warn!(%error, "cannot follow the event stream; trying again"),
-            }
         }
     });
     let guard = stop.drop_guard();
-    let started = std::time::Instant::now();
     projection
         .wait_for(caught_up_at, CATCH_UP_TIMEOUT)
         .await

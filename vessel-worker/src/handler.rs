@@ -86,7 +86,6 @@ impl From<VesselError> for ServiceError {
             VesselError::Fleet(error @ FleetError::NoVesselAvailable) => Self::not_found(error.to_string()),
             VesselError::Fleet(error @ FleetError::Duplicate(_)) => Self::conflict(error.to_string()),
             VesselError::Fleet(error @ FleetError::Invalid(_)) => Self::bad_request(error.to_string()),
-            error @ VesselError::BeyondTheStream { .. } => Self::bad_request(error.to_string()),
             error @ VesselError::Behind(_) => Self::new(shared::ErrorCode::Unavailable, error.to_string()),
             VesselError::Store(error) => error.into(),
         }

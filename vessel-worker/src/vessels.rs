@@ -28,8 +28,6 @@ pub enum VesselError {
     Fleet(#[from] FleetError),
     #[error("the fleet is catching up with the event stream: {0}")]
     Behind(#[from] Behind),
-    #[error("sequence {asked} is beyond the event stream, which ends at {last}")]
-    BeyondTheStream { asked: u64, last: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -53,14 +51,13 @@ impl<L: FleetLog> Vessels<L> {
     /// in the event stream at least up to `sequence`, if given. Books nothing.
     #[tracing::instrument(skip(self), err(level = "debug"))]
     pub async fn find(&self, load: Load, sequence: Option<u64>) -> Result<Vessel, VesselError> {
-        // Waiting is for what the stream holds: a sequence beyond it is refused at
-        // once, rather than hold a request for nothing.
+        // Waiting is for what the stream holds, as the server answering says: a
+        // sequence beyond it (made up, or seen on a node this one's server is behind)
+        // is waited for only as far as the stream goes, rather than hold a request
+        // for nothing. A create that is offered a full vessel this way asks again.
         if let Some(sequence) = sequence.filter(|&sequence| sequence > self.fleet.position()) {
             let last = self.log.last_sequence().await?;
-            if sequence > last {
-                return Err(VesselError::BeyondTheStream { asked: sequence, last });
-            }
-            self.fleet.wait_for(sequence, FRESHNESS).await?;
+            self.fleet.wait_for(sequence.min(last), FRESHNESS).await?;
         }
         Ok(self.fleet.read(|fleet| fleet.first_fit(load)).ok_or(FleetError::NoVesselAvailable)?)
     }
