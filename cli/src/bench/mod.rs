@@ -192,7 +192,7 @@ pub async fn run(
     let consignment = single(file)?;
     if plan.fleet > 0 {
         let added = target::grow_fleet(services, plan.fleet).await?;
-        eprintln!("shippy bench: the fleet has {} vessels ({added} added)", plan.fleet.max(added));
+        eprintln!("shippy bench: {} vessels 0-fleet-* in the fleet ({added} added now)", plan.fleet);
     }
     if plan.fill > 0 {
         target::fill(services, &consignment, plan.fill).await?;
