@@ -14,7 +14,8 @@
 //!                             │                      first): wait for the projection to take
 //!                             │                      that event in, fit again
 //!                             ▼ stored (fsynced with sync_interval: always)
-//!                  wait until the projection has taken the event in ─▶ reply
+//!                  reply; at once if the projection had every earlier event and no create of
+//!                  the batch repeats a key, else once the projection has taken the event in
 //! ```
 //!
 //! * **One write per create, or less**: the creates queued for a vessel while its
@@ -27,14 +28,16 @@
 //! * **Idempotency**: a key taken within the window is answered from the ledger. Two
 //!   creates of one key that meet in one vessel's batch are one write (the second
 //!   waits for the first); otherwise (two instances, or two vessels offered) both
-//!   may be written, and the first in stream order is the create: the other entry is void ([`shared::ledger`]) and its
-//!   requester is answered with the first, exactly as a repeat would be.
+//!   may be written, and the first in stream order is the create: the other entry
+//!   is void ([`shared::ledger`]) and its requester is answered with the first,
+//!   exactly as a repeat would be.
 //! * **Crash safety**: before the append nothing is stored; after it the create is
 //!   complete, its event included. A crash in between loses the request, never half
 //!   a create, so there is nothing to recover.
-//! * **Read your writes**: the reply waits until this instance's projection has the
-//!   event, so a get through this instance finds it; another instance catches up
-//!   with the stream before it answers a get for an id it does not know.
+//! * **Read your writes**: a get for an id its projection does not know catches up
+//!   with the stream's last sequence first ([`crate::read`]), so a get after the
+//!   reply finds the consignment through this instance or any other. The writer
+//!   itself waits for its projection to take each event in before its next round.
 
 use std::{
     collections::HashMap,
