@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # End-to-end test of the whole system under docker compose, as a user runs it:
 # build the images, bring the stack up (with its NATS logins made on first start),
-# create consignments through the CLI container and through a plain NATS client on
+# create consignments through the CLI container (the host's ./consignment.json, a
+# file written on the host, and stdin) and through a plain NATS client on
 # the host logged in as a client, list the services as the monitor, scale the vessel
 # worker to three and show all three answering, stop one and show creates still
 # succeed, restart a worker and NATS, then switch TLS on with its one setting.
 # Everything is torn down at the end, failed or not.
 #
-# Uses whatever images the environment selects (NATS_IMAGE, SHIPPY_DOCKERFILE):
-# .ci/run selects the offline ones. Needs python3 for the plain NATS client.
+# Uses whatever images the environment or ./.env selects (NATS_IMAGE, SHIPPY_DOCKERFILE),
+# as a user's compose does: .ci/run selects the offline ones in .env only
+# (scripts/offline-images.sh --env). Needs python3 for the plain NATS client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The plain stack first, whatever COMPOSE_FILE a .env sets (TLS is switched on below).
+export COMPOSE_FILE=docker-compose.yml
 
 # E2E_PROJECT: a compose project of its own, so that runs side by side do not collide.
 project="${E2E_PROJECT:-shippy-e2e}"
@@ -44,19 +49,21 @@ anonymous() { "$venv/bin/python" .ci/nats_probe.py refused; }
 
 step "build images"
 compose build
-step "image sizes"
-tag="${SHIPPY_TAG:-latest}"
-for image in "${NATS_IMAGE:-nats:2.15}" "shippy/vessel-worker:$tag" "shippy/consignment-worker:$tag" "shippy/cli:$tag"; do
-    size="$(docker image inspect -f '{{.Size}}' "$image")"
+
+step "docker compose up: keys made on first start, no anonymous login"
+compose up -d nats vessel-worker consignment-worker
+compose logs --no-color nats-auth
+
+step "the images the stack runs, and their sizes"
+# Read from the containers: whatever the environment or .env selected.
+for container in $(compose ps -aq nats-auth nats vessel-worker consignment-worker); do
+    image="$(docker inspect -f '{{.Config.Image}}' "$container")"
+    size="$(docker image inspect -f '{{.Size}}' "$(docker inspect -f '{{.Image}}' "$container")")"
     printf '  %-40s %6.1f MB\n' "$image" "$(awk "BEGIN { print $size / 1000000 }")"
     case "$image" in
         shippy/*-worker:*) [ "$size" -le 20000000 ] || { echo "$image is $size bytes, over the 20 MB target" >&2; exit 1; } ;;
     esac
 done
-
-step "docker compose up: keys made on first start, no anonymous login"
-compose up -d nats vessel-worker consignment-worker
-compose logs --no-color nats-auth
 # The host's keys, copied out of the nats-auth container once it has made them.
 copy_key client
 copy_key monitor
@@ -67,17 +74,29 @@ monitor instances consignment 1
 step "add a vessel with room for every create of this test"
 probe req vessel.create '{"id":"vessel003","name":"Ever Given","capacity":20000,"max_weight":200000000}' | expect '"created":true'
 
-step "create a consignment with the CLI container"
+step "create with the CLI container: ./consignment.json, a file on the host, stdin"
 compose run --rm cli create | expect "$booked"
+# The project directory is the container's working directory: a file written on the
+# host now is booked as written. Readable by the container's user (65532), as a file
+# made with the usual umask is.
+host_file="$(mktemp e2e-consignment-XXXXXX.json)"
+scratch "$host_file"
+chmod 644 "$host_file"
+sed "s/This is a test consignment/Written on the host as $host_file/" consignment.json >"$host_file"
+compose run --rm cli create "$host_file" | expect "\"description\": ?\"Written on the host as $host_file\"" | expect "$booked"
+# A file anywhere else: through stdin.
+sed "s/This is a test consignment/Piped from the host/" consignment.json \
+    | compose run --rm -T cli create - | expect '"description": ?"Piped from the host"' | expect "$booked"
 
 step "plain requests from the host, as 'nats req' sends them"
-probe req vessel.find_available '{"capacity":3,"max_weight":55000}' | expect '"id":"vessel001"'
+# The three creates above filled vessel001: the next fit is vessel002.
+probe req vessel.find_available '{"capacity":3,"max_weight":55000}' | expect '"id":"vessel002"'
 probe req consignment.create "$(cat consignment.json)" | expect "$booked"
-probe req consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^2$'
+probe req consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^4$'
 
 step "poison requests: each gets a JSON error reply, no worker restarts"
 probe poison
-probe req vessel.find_available '{"capacity":3,"max_weight":55000}' | expect '"id":"vessel001"'
+probe req vessel.find_available '{"capacity":3,"max_weight":55000}' | expect '"id":"vessel002"'
 for container in $(compose ps -q nats vessel-worker consignment-worker); do
     state="$(docker inspect -f '{{.Name}} restarts={{.RestartCount}} running={{.State.Running}}' "$container")"
     echo "$state"
@@ -99,7 +118,7 @@ echo "stopped $victim, exit code $exit_code"
 [ "$exit_code" -eq 0 ]
 probe req consignment.create "$(cat consignment.json)" --repeat 20 | expect "$booked"
 compose run --rm cli create | expect "$booked"
-probe req consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^23$'
+probe req consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^25$'
 
 # Retries a plain request until it succeeds, for at most 60 s: the services come
 # back on their own after a restart.
@@ -113,11 +132,11 @@ req_when_back() {
 
 step "restart the consignment-worker: every consignment is still listed"
 compose restart consignment-worker
-req_when_back consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^23$'
+req_when_back consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^25$'
 
 step "restart NATS: consignments, bookings and the added vessel are still there"
 compose restart nats
-req_when_back consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^23$'
+req_when_back consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^25$'
 req_when_back vessel.list '' | expect '"id":"vessel003"'
 req_when_back vessel.list '' | expect '"id":"vessel001","capacity":500,"max_weight":200000,"name":"Boaty McBoatface","available":true,"owner_id":"","booked":\{"containers":9,"weight":165000\}'
 probe req consignment.create "$(cat consignment.json)" | expect "$booked"
@@ -131,7 +150,7 @@ monitor instances vessel 1
 monitor instances consignment 1
 compose run --rm cli create | expect "$booked"
 req_when_back consignment.create "$(cat consignment.json)" | expect "$booked"
-probe req consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^26$'
+probe req consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^28$'
 probe tls-required
 NATS_CA= probe refused      # a client that cannot verify the server
 anonymous

@@ -4,9 +4,10 @@
 #
 # then: `compose ...` runs docker compose (or docker-compose 1.x) on that project
 # with those options; `step TEXT` announces a step; `copy_key ROLE` copies a role's
-# nkey seed out of the stack's nats-auth container into "$keys/ROLE"; on exit, the
-# service logs are shown if the test failed, and the stack (volumes too) and the
-# copied keys are removed, failed or not.
+# nkey seed out of the stack's nats-auth container into "$keys/ROLE"; `scratch FILE`
+# names a file the test made to be removed at the end; on exit, the service logs are
+# shown if the test failed, and the stack (volumes too), the copied keys and the
+# scratch files are removed, failed or not.
 
 compose_test() {
     label="$1" project="$2"
@@ -14,12 +15,15 @@ compose_test() {
     compose_options=("$@")
     if docker compose version >/dev/null 2>&1; then compose_tool=(docker compose); else compose_tool=(docker-compose); fi
     keys="$(mktemp -d)"
+    scratch_files=()
     trap teardown EXIT
 }
 
 compose() { "${compose_tool[@]}" -p "$project" "${compose_options[@]}" "$@"; }
 
 step() { printf '\n--- %s: %s\n' "$label" "$*"; }
+
+scratch() { scratch_files+=("$@"); }
 
 copy_key() {
     # sed reads all of it: with head, `compose ps` could die of SIGPIPE under pipefail.
@@ -33,6 +37,6 @@ teardown() {
         compose logs --no-color --tail 50 || true
     fi
     compose down --volumes --remove-orphans >/dev/null 2>&1 || true
-    rm -rf "$keys"
+    rm -rf "$keys" "${scratch_files[@]}"
     exit "$status"
 }
