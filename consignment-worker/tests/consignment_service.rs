@@ -167,13 +167,22 @@ async fn bad_input_gets_a_clear_error_and_the_worker_keeps_serving() {
             "missing field",
             br#"{"description":"d","weight":1}"#.to_vec(),
             ErrorCode::BadRequest,
-            "missing field `containers`",
+            "invalid request: containers: missing field",
         ),
         (
             "negative weight",
             seed_with("weight", json!(-55_000)),
             ErrorCode::BadRequest,
             "weight: invalid value: integer `-55000`",
+        ),
+        (
+            "missing field in a container",
+            seed_with(
+                "containers",
+                json!([{"customer_id": "c", "origin": "o", "user_id": "u"}, {"customer_id": "c", "origin": "o"}]),
+            ),
+            ErrorCode::BadRequest,
+            "invalid request: containers[1].user_id: missing field",
         ),
         ("zero weight", seed_with("weight", json!(0)), ErrorCode::BadRequest, "weight must be greater than zero"),
         ("no containers", seed_with("containers", json!([])), ErrorCode::BadRequest, "at least one container"),
