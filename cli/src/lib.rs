@@ -37,8 +37,8 @@ use shared::{
     subjects::{consignment, vessel},
 };
 
-use crate::args::{ListArgs, VesselAddArgs};
 pub use crate::args::{AuthCommand, Cli, Command, VesselCommand};
+use crate::args::{ListArgs, VesselAddArgs};
 use crate::{client::Services, output::Format};
 
 /// Prints every consignment `args` asks for, page by page: JSON Lines as each page
@@ -70,7 +70,12 @@ async fn list(services: &Services, args: &ListArgs, format: Format, out: &mut im
 
 /// Adds the vessel `args` describes through `vessel.create` and prints it: a table
 /// of one row, or the reply as pretty JSON.
-async fn add_vessel(services: &Services, args: &VesselAddArgs, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
+async fn add_vessel(
+    services: &Services,
+    args: &VesselAddArgs,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let vessel = NewVessel {
         id: args.id.clone(),
         capacity: args.capacity,

@@ -220,7 +220,10 @@ async fn creates_in_bulk_from_an_array_json_lines_and_stdin() {
     assert!(summary[0].starts_with("created 2 of 5 consignments in "), "{summary:?}");
     assert_eq!(summary[1], "failed 3:");
     assert!(summary[2].starts_with("       1 × line 3: weight: EOF while parsing"), "{summary:?}");
-    assert!(summary[3].starts_with("       2 × no vessel available for 1 container weighing 10000000 kg: "), "{summary:?}");
+    assert!(
+        summary[3].starts_with("       2 × no vessel available for 1 container weighing 10000000 kg: "),
+        "{summary:?}"
+    );
     let stderr = String::from_utf8(output.stderr.clone()).unwrap();
     assert_eq!(stderr, "shippy: 3 of 5 consignments not created\n");
 

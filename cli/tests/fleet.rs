@@ -65,8 +65,12 @@ async fn a_full_fleet_says_what_was_asked_and_what_is_left_and_a_vessel_added_ta
 
     // A small vessel, first in id order, so the next create fills it.
     let added = stdout(
-        &shippy(url, &["vessel", "add", "--id", "0-tiny", "--capacity", "3", "--max-weight", "55000", "-o", "json"], "")
-            .await,
+        &shippy(
+            url,
+            &["vessel", "add", "--id", "0-tiny", "--capacity", "3", "--max-weight", "55000", "-o", "json"],
+            "",
+        )
+        .await,
     );
     let added: Value = serde_json::from_str(&added).unwrap();
     assert_eq!(added["created"], true);
@@ -107,7 +111,8 @@ async fn a_full_fleet_says_what_was_asked_and_what_is_left_and_a_vessel_added_ta
     // An id taken, a vessel that carries nothing: refused with the reason.
     let taken = failure(&shippy(url, &add, "").await);
     assert!(taken.contains("vessel ever-given exists already (code 409)"), "{taken}");
-    let empty = failure(&shippy(url, &["vessel", "add", "--id", "x", "--capacity", "0", "--max-weight", "1"], "").await);
+    let empty =
+        failure(&shippy(url, &["vessel", "add", "--id", "x", "--capacity", "0", "--max-weight", "1"], "").await);
     assert!(empty.contains("invalid vessel: capacity must be greater than zero (code 400)"), "{empty}");
 
     consignments.stop().await.unwrap();

@@ -137,7 +137,10 @@ mod tests {
         assert_eq!(error.message, "invalid request: containers[1].user_id: missing field");
         let wrong_type = TWO_CONTAINERS.replacen(r#""origin":"o""#, r#""origin":7"#, 1);
         let error = decode_request::<NewConsignment>(wrong_type.as_bytes()).unwrap_err();
-        assert_eq!(error.message, "invalid request: containers[0].origin: invalid type: integer `7`, expected a string");
+        assert_eq!(
+            error.message,
+            "invalid request: containers[0].origin: invalid type: integer `7`, expected a string"
+        );
     }
 
     #[test]

@@ -147,7 +147,8 @@ impl Fleet {
     /// The first vessel, in id order, that fits `load`; if none does, why not:
     /// [`FleetError::NoVesselAvailable`] with the most room left in the fleet.
     pub fn find(&self, load: Load) -> Result<Vessel, FleetError> {
-        self.first_fit(load).ok_or_else(|| FleetError::NoVesselAvailable(NoRoom { asked: load, most: self.most_room() }))
+        self.first_fit(load)
+            .ok_or_else(|| FleetError::NoVesselAvailable(NoRoom { asked: load, most: self.most_room() }))
     }
 
     /// The available vessels with the most containers and the most weight left, or

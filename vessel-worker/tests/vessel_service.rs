@@ -99,7 +99,12 @@ async fn bad_input_gets_a_clear_error_and_the_worker_keeps_serving() {
 
     let cases: [(&str, Vec<u8>, ErrorCode, &str); 5] = [
         ("malformed JSON", b"{capacity: 3".to_vec(), ErrorCode::BadRequest, "invalid request: key must be a string"),
-        ("missing field", br#"{"capacity":3}"#.to_vec(), ErrorCode::BadRequest, "invalid request: max_weight: missing field"),
+        (
+            "missing field",
+            br#"{"capacity":3}"#.to_vec(),
+            ErrorCode::BadRequest,
+            "invalid request: max_weight: missing field",
+        ),
         (
             "negative weight",
             br#"{"capacity":3,"max_weight":-1}"#.to_vec(),
