@@ -33,8 +33,8 @@ impl From<serde_path_to_error::Error<serde_json::Error>> for DecodeError {
         // ` at line 1 column 30`. Malformed JSON keeps it: it says where the text broke.
         if inner.classify() == Category::Data && inner.line() != 0 {
             let position = format!(" at line {} column {}", inner.line(), inner.column());
-            if let Some(kept) = reason.strip_suffix(&position) {
-                reason = kept.to_owned();
+            if reason.ends_with(&position) {
+                reason.truncate(reason.len() - position.len());
             }
         }
         // serde names a missing field in the message and its container in the path:
@@ -44,7 +44,7 @@ impl From<serde_path_to_error::Error<serde_json::Error>> for DecodeError {
                 Some(container) => format!("{container}.{field}"),
                 None => field.to_owned(),
             });
-            reason = "missing field".to_owned();
+            "missing field".clone_into(&mut reason);
         }
         Self { path, reason }
     }

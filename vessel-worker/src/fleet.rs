@@ -64,8 +64,12 @@ fn containers(n: u32) -> String {
     format!("{n} container{}", if n == 1 { "" } else { "s" })
 }
 
-/// For example: `no vessel available for 3 containers weighing 55000 kg: the most room
-/// left is on vessel002: 2 containers and 40000 kg; add a vessel with `shippy vessel add``.
+/// For example:
+///
+/// ```text
+/// no vessel available for 3 containers weighing 55000 kg: the most room left is on
+/// vessel002: 2 containers and 40000 kg; add a vessel with `shippy vessel add`
+/// ```
 impl fmt::Display for NoRoom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Load { containers: asked, weight } = self.asked;
