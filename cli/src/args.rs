@@ -80,9 +80,12 @@ pub enum Command {
         #[arg(long, env = "IDEMPOTENCY_WINDOW_SECS", default_value_t = shared::config::DEFAULT_IDEMPOTENCY_WINDOW_SECS)]
         idempotency_window_secs: u64,
     },
-    /// List the fleet.
+    /// List the fleet; a vessel with no container or no kilogram left shows as `full`.
     #[command(after_help = "Examples:\n  shippy vessels\n  shippy vessels -o json")]
     Vessels,
+    /// Change the fleet: `shippy vessel add`.
+    #[command(subcommand)]
+    Vessel(VesselCommand),
     /// Find a vessel that carries this many containers of this total weight.
     #[command(after_help = "Examples:\n  shippy find-vessel --capacity 3 --max-weight 55000")]
     FindVessel {
@@ -129,6 +132,35 @@ pub enum AuthCommand {
         #[arg(long, value_parser = crate::auth::parse_owner)]
         owner: Option<(u32, u32)>,
     },
+}
+
+/// `shippy vessel`.
+#[derive(Debug, Subcommand)]
+#[command(after_help = "Examples:\n  shippy vessel add --id vessel003 --capacity 500 --max-weight 200000")]
+pub enum VesselCommand {
+    /// Add a vessel to the fleet (`vessel.create`), with nothing booked: the way out of
+    /// `no vessel available`.
+    #[command(
+        after_help = "Examples:\n  shippy vessel add --id vessel003 --capacity 500 --max-weight 200000 --name \"Ever Given\"\n  shippy vessel add --id barge-7 --capacity 20 --max-weight 30000 -o json"
+    )]
+    Add(VesselAddArgs),
+}
+
+/// `shippy vessel add`.
+#[derive(Debug, Args)]
+pub struct VesselAddArgs {
+    /// The vessel's id: letters, digits, `-` and `_`; an id taken is refused.
+    #[arg(long)]
+    pub id: String,
+    /// How many containers it carries.
+    #[arg(long)]
+    pub capacity: u32,
+    /// The heaviest load it carries, in kilograms.
+    #[arg(long)]
+    pub max_weight: u64,
+    /// Its name (default: its id).
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 /// `shippy create`.

@@ -84,14 +84,16 @@ pub fn parse(text: &str) -> Result<Vec<Parsed>, InputError> {
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| {
-            let parsed = serde_json::from_str::<NewConsignment>(line).map_err(|error| error.to_string());
+            let parsed = shared::codec::decode::<NewConsignment>(line.as_bytes()).map_err(|error| error.to_string());
             (Origin::Line(i + 1), parsed)
         })
         .collect())
 }
 
+/// `value` as a consignment, or why not, naming the field at fault by its path
+/// (`containers[1].user_id: missing field`), as the services do.
 fn consignment(value: serde_json::Value) -> Result<NewConsignment, String> {
-    serde_json::from_value(value).map_err(|error| error.to_string())
+    shared::codec::decode_value(value).map_err(|error| error.to_string())
 }
 
 #[cfg(test)]
@@ -114,7 +116,18 @@ mod tests {
         let parsed = parse(&format!("[{ONE}, {{\"weight\":2}}]")).unwrap();
         assert!(parsed[0].1.is_ok());
         assert_eq!(parsed[1].0, Origin::Item(2));
-        assert!(parsed[1].1.as_ref().unwrap_err().contains("description"), "{parsed:?}");
+        assert_eq!(parsed[1].1.as_ref().unwrap_err(), "description: missing field");
+    }
+
+    #[test]
+    fn a_bad_field_is_named_by_its_path() {
+        let second_without_user = r#"{"description":"d","weight":1,"containers":[
+            {"customer_id":"c","origin":"o","user_id":"u"},{"customer_id":"c","origin":"o"}]}"#;
+        let parsed = parse(second_without_user).unwrap();
+        assert_eq!(parsed[0].1.as_ref().unwrap_err(), "containers[1].user_id: missing field");
+        let negative = ONE.replace(r#""weight":1"#, r#""weight":-5"#);
+        let parsed = parse(&format!("{ONE}\n{negative}\n")).unwrap();
+        assert_eq!(parsed[1], (Origin::Line(2), Err("weight: invalid value: integer `-5`, expected u64".to_owned())));
     }
 
     #[test]

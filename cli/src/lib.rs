@@ -31,14 +31,14 @@ use clap::CommandFactory as _;
 use shared::{
     codec::encode,
     model::{
-        ConsignmentList, ConsignmentReply, GetConsignment, ListConsignments, ListVessels, Specification, VesselList,
-        VesselReply,
+        ConsignmentList, ConsignmentReply, CreatedVessel, GetConsignment, ListConsignments, ListVessels, ListedVessel,
+        NewVessel, Specification, VesselList, VesselReply,
     },
     subjects::{consignment, vessel},
 };
 
-use crate::args::ListArgs;
-pub use crate::args::{AuthCommand, Cli, Command};
+pub use crate::args::{AuthCommand, Cli, Command, VesselCommand};
+use crate::args::{ListArgs, VesselAddArgs};
 use crate::{client::Services, output::Format};
 
 /// Prints every consignment `args` asks for, page by page: JSON Lines as each page
@@ -64,6 +64,30 @@ async fn list(services: &Services, args: &ListArgs, format: Format, out: &mut im
     }
     if format == Format::Table {
         output::consignments(out, format, &all)?;
+    }
+    Ok(())
+}
+
+/// Adds the vessel `args` describes through `vessel.create` and prints it: a table
+/// of one row, or the reply as pretty JSON.
+async fn add_vessel(
+    services: &Services,
+    args: &VesselAddArgs,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let vessel = NewVessel {
+        id: args.id.clone(),
+        capacity: args.capacity,
+        max_weight: args.max_weight,
+        name: args.name.clone().unwrap_or_else(|| args.id.clone()),
+        available: true,
+        owner_id: String::new(),
+    };
+    let added: CreatedVessel = services.request(vessel::CREATE, encode(&vessel).into()).await?;
+    match format {
+        Format::Table => output::vessels(out, format, &[ListedVessel::from(added.vessel)])?,
+        Format::Json => output::pretty(out, &added)?,
     }
     Ok(())
 }
@@ -108,6 +132,7 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             }
             output::vessels(out, format, &vessels)?;
         }
+        Command::Vessel(VesselCommand::Add(args)) => add_vessel(&connect().await?, args, format, out).await?,
         Command::FindVessel { capacity, max_weight } => {
             let spec = encode(&Specification { capacity: *capacity, max_weight: *max_weight, sequence: None });
             let found: VesselReply = connect().await?.request(vessel::FIND_AVAILABLE, spec.into()).await?;

@@ -70,10 +70,22 @@ fn vessel_row(listed: &ListedVessel) -> Vec<String> {
         vessel.name.clone(),
         vessel.capacity.to_string(),
         vessel.max_weight.to_string(),
-        if vessel.available { "yes" } else { "no" }.to_owned(),
+        availability(listed).to_owned(),
         load(vessel.booked),
         load(listed.remaining),
     ]
+}
+
+/// `no` for a vessel taken out of service, `full` for one with no container or no
+/// kilogram left (it can take nothing more), `yes` otherwise.
+fn availability(listed: &ListedVessel) -> &'static str {
+    if !listed.vessel.available {
+        "no"
+    } else if listed.remaining.containers == 0 || listed.remaining.weight == 0 {
+        "full"
+    } else {
+        "yes"
+    }
 }
 
 /// A borderless table in the style of kubectl: upper-case headers, columns two spaces apart.
@@ -203,6 +215,19 @@ mod tests {
              vessel001  Boaty McBoatface       500      200000  yes        3 ctr, 55000 kg   497 ctr, 145000 kg\n\
              v2         Seawise Giant         2000      560000  yes        3 ctr, 55000 kg  1997 ctr, 505000 kg\n"
         );
+    }
+
+    #[test]
+    fn a_vessel_with_no_room_left_shows_as_full() {
+        let mut out = Vec::new();
+        let full_up = vessel("a", "A", 3, 100_000);
+        let heavy = vessel("b", "B", 10, 55_000);
+        let mut off = vessel("c", "C", 500, 200_000);
+        off.vessel.available = false;
+        vessels(&mut out, Format::Table, &[full_up, heavy, off, vessel("d", "D", 500, 200_000)]).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let available: Vec<&str> = text.lines().skip(1).map(|line| line.split_whitespace().nth(4).unwrap()).collect();
+        assert_eq!(available, ["full", "full", "no", "yes"], "{text}");
     }
 
     #[test]

@@ -76,8 +76,20 @@ async fn consignment_no_vessel_can_carry_is_refused_and_not_stored() {
     let mut heavy: Value = serde_json::from_str(SEED).unwrap();
     heavy["weight"] = json!(999_999_999);
     let error = service_error(create(&client, heavy.to_string()).await);
-    assert_eq!(error, ServiceError::new(ErrorCode::NotFound, "no vessel available"));
+    // The vessel service's answer, as it gave it: what was asked, the most room left,
+    // what to do.
+    let message = "no vessel available for 3 containers weighing 999999999 kg: the most room left is on \
+                   vessel002: 2000 containers and 560000 kg; add a vessel with `shippy vessel add`";
+    assert_eq!(error, ServiceError::new(ErrorCode::NotFound, message));
     assert!(list(&client).await.is_empty());
+
+    // With a vessel that carries it added, the same create goes through.
+    let big = json!({"id": "big", "name": "Big", "capacity": 3, "max_weight": 999_999_999});
+    let _: shared::model::CreatedVessel =
+        shared::client::request(&client, shared::subjects::vessel::CREATE, big.to_string().into(), TIMEOUT)
+            .await
+            .unwrap();
+    assert_eq!(create(&client, heavy.to_string()).await.unwrap().consignment.vessel_id, "big");
 
     consignments.stop().await.unwrap();
     vessels.stop().await.unwrap();
@@ -167,13 +179,22 @@ async fn bad_input_gets_a_clear_error_and_the_worker_keeps_serving() {
             "missing field",
             br#"{"description":"d","weight":1}"#.to_vec(),
             ErrorCode::BadRequest,
-            "missing field `containers`",
+            "invalid request: containers: missing field",
         ),
         (
             "negative weight",
             seed_with("weight", json!(-55_000)),
             ErrorCode::BadRequest,
             "weight: invalid value: integer `-55000`",
+        ),
+        (
+            "missing field in a container",
+            seed_with(
+                "containers",
+                json!([{"customer_id": "c", "origin": "o", "user_id": "u"}, {"customer_id": "c", "origin": "o"}]),
+            ),
+            ErrorCode::BadRequest,
+            "invalid request: containers[1].user_id: missing field",
         ),
         ("zero weight", seed_with("weight", json!(0)), ErrorCode::BadRequest, "weight must be greater than zero"),
         ("no containers", seed_with("containers", json!([])), ErrorCode::BadRequest, "at least one container"),

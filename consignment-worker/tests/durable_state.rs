@@ -286,7 +286,7 @@ async fn three_hundred_creates_fill_a_fleet_with_room_for_exactly_one_hundred() 
     for result in &results {
         if let Err(error) = result {
             assert!(
-                matches!(error, RequestError::Service(error) if error.code == ErrorCode::NotFound && error.message == "no vessel available"),
+                matches!(error, RequestError::Service(error) if error.code == ErrorCode::NotFound && error.message.starts_with("no vessel available for 3 containers weighing 55000 kg: ")),
                 "a clear 404, got {error:?}"
             );
         }

@@ -14,7 +14,7 @@ use shared::{
     model::{CreatedConsignment, NewConsignment, Specification},
     projection::Fold as _,
 };
-use vessel_worker::fleet::{Fleet, FleetError, default_fleet};
+use vessel_worker::fleet::{Fleet, default_fleet};
 
 fn create(body: &[u8]) -> Result<Vec<u8>, ServiceError> {
     let request: NewConsignment = decode_request(body)?;
@@ -26,7 +26,7 @@ fn create(body: &[u8]) -> Result<Vec<u8>, ServiceError> {
         fleet.add(vessel);
     }
     fleet.settle();
-    let vessel = fleet.first_fit(spec.load()).ok_or_else(|| ServiceError::not_found(FleetError::NoVesselAvailable.to_string()))?;
+    let vessel = fleet.find(spec.load()).map_err(|error| ServiceError::not_found(error.to_string()))?;
     // The vessel found has room for it: the writer's fit agrees.
     assert_eq!(plan(vessel.remaining(), [(valid.load(), None)], |_| false), [Fate::Append]);
     let consignment = valid.book(uuid::Uuid::nil(), &vessel.id);

@@ -13,7 +13,7 @@
 //! vessels with containers to spare and no weight, others the reverse: a subtree
 //! can then look as if it fits and hold no vessel that does).
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, fmt, time::Duration};
 
 use shared::{
     ledger::{EventView, Ledger},
@@ -26,12 +26,78 @@ use shared::{
 /// Why the fleet cannot do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FleetError {
-    #[error("no vessel available")]
-    NoVesselAvailable,
+    /// No available vessel has room for the load: what was asked, and the most room left.
+    #[error("{0}")]
+    NoVesselAvailable(NoRoom),
     #[error("vessel {0} exists already")]
     Duplicate(String),
     #[error("invalid vessel: {0}")]
     Invalid(&'static str),
+}
+
+/// Why no vessel takes a load: the load asked for, and the most room the fleet has left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoRoom {
+    /// The load asked for.
+    pub asked: Load,
+    /// The vessels with the most room left; `None` if no vessel is available.
+    pub most: Option<MostRoom>,
+}
+
+/// The available vessel with the most containers left, and the one with the most
+/// weight left (the first in id order of each; often the same vessel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MostRoom {
+    pub containers: Room,
+    pub weight: Room,
+}
+
+/// A vessel and what it can still take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    pub vessel_id: String,
+    pub remaining: Load,
+}
+
+/// `n` containers, with the plural as it should be.
+fn containers(n: u32) -> String {
+    format!("{n} container{}", if n == 1 { "" } else { "s" })
+}
+
+/// For example:
+///
+/// ```text
+/// no vessel available for 3 containers weighing 55000 kg: the most room left is on
+/// vessel002: 2 containers and 40000 kg; add a vessel with `shippy vessel add`
+/// ```
+impl fmt::Display for NoRoom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Load { containers: asked, weight } = self.asked;
+        write!(f, "no vessel available for {} weighing {weight} kg: ", containers(asked))?;
+        match &self.most {
+            None => f.write_str("no vessel is available")?,
+            Some(MostRoom { containers: most_containers, weight: most_weight })
+                if most_containers.remaining.containers == 0 || most_weight.remaining.weight == 0 =>
+            {
+                f.write_str("every available vessel is full")?;
+            }
+            Some(MostRoom { containers: most, weight: heaviest }) if most.vessel_id == heaviest.vessel_id => {
+                let Load { containers: left, weight } = most.remaining;
+                write!(f, "the most room left is on {}: {} and {weight} kg", most.vessel_id, containers(left))?;
+            }
+            Some(MostRoom { containers: most, weight: heaviest }) => write!(
+                f,
+                "the most room left is {} on {} (with {} kg) and {} kg on {} (with {})",
+                containers(most.remaining.containers),
+                most.vessel_id,
+                most.remaining.weight,
+                heaviest.remaining.weight,
+                heaviest.vessel_id,
+                containers(heaviest.remaining.containers),
+            )?,
+        }
+        f.write_str("; add a vessel with `shippy vessel add`")
+    }
 }
 
 /// The fleet as the event stream has it so far.
@@ -80,6 +146,36 @@ impl Fleet {
         assert!(!self.index.stale, "a fleet is settled before it is read");
         let id = self.index.first_fit(load)?;
         self.vessel(id)
+    }
+
+    /// The first vessel, in id order, that fits `load`; if none does, why not:
+    /// [`FleetError::NoVesselAvailable`] with the most room left in the fleet.
+    pub fn find(&self, load: Load) -> Result<Vessel, FleetError> {
+        self.first_fit(load)
+            .ok_or_else(|| FleetError::NoVesselAvailable(NoRoom { asked: load, most: self.most_room() }))
+    }
+
+    /// The available vessels with the most containers and the most weight left, or
+    /// `None` if no vessel is available: the root of the fit index holds both
+    /// maxima, and a search finds the first vessel with both, else the first with each.
+    ///
+    /// # Panics
+    /// If the fleet is not [settled](Fold::settle), as [`Fleet::first_fit`].
+    pub fn most_room(&self) -> Option<MostRoom> {
+        assert!(!self.index.stale, "a fleet is settled before it is read");
+        let most = self.index.nodes.get(1).copied().flatten()?;
+        let room = |load| {
+            let id = self.index.first_fit(load)?;
+            Some(Room { vessel_id: id.to_owned(), remaining: self.vessel(id)?.remaining() })
+        };
+        // One vessel with the most of both, if there is one; else the first with each.
+        if let Some(both) = room(most) {
+            return Some(MostRoom { containers: both.clone(), weight: both });
+        }
+        Some(MostRoom {
+            containers: room(Load { containers: most.containers, weight: 0 })?,
+            weight: room(Load { containers: 0, weight: most.weight })?,
+        })
     }
 
     /// Up to `limit` vessels after id `after` (from the first without it), in id
@@ -341,6 +437,62 @@ mod tests {
         assert_eq!(fleet.first_fit(load(1, 1)).unwrap().id, "b", "a is full");
         fleet.book(2, 0, "a", &created(load(2, 40)));
         assert_eq!(fleet.vessel("a").unwrap().booked, load(5, 100), "an event taken in twice counts once");
+    }
+
+    #[test]
+    fn no_fit_says_what_was_asked_and_the_most_room_left() {
+        let asked = load(3, 55_000);
+        let no_room = |fleet: &Fleet| match fleet.find(asked) {
+            Err(FleetError::NoVesselAvailable(no_room)) => no_room,
+            other => panic!("expected no room, got {other:?}"),
+        };
+        // No vessel at all, or none available.
+        let empty = fleet([]);
+        assert_eq!(no_room(&empty), NoRoom { asked, most: None });
+        assert_eq!(
+            no_room(&empty).to_string(),
+            "no vessel available for 3 containers weighing 55000 kg: no vessel is available; \
+             add a vessel with `shippy vessel add`"
+        );
+        assert_eq!(no_room(&fleet([new_vessel("off", 500, 200_000, false)])).most, None);
+
+        // The most containers on one vessel, the most weight on another.
+        let mut split = fleet([
+            new_vessel("a", 2, 100, true),
+            new_vessel("b", 10, 1_000, true),
+            new_vessel("c", 1, 50_000, true),
+            new_vessel("d", 10, 1_000, true),
+            new_vessel("off", 500, 200_000, false),
+        ]);
+        let room = |id: &str, containers, weight| Room { vessel_id: id.into(), remaining: load(containers, weight) };
+        assert_eq!(
+            no_room(&split).most,
+            Some(MostRoom { containers: room("b", 10, 1_000), weight: room("c", 1, 50_000) }),
+            "the first of equals in id order, and never a vessel that is not available"
+        );
+        assert_eq!(
+            no_room(&split).to_string(),
+            "no vessel available for 3 containers weighing 55000 kg: the most room left is 10 containers on b \
+             (with 1000 kg) and 50000 kg on c (with 1 container); add a vessel with `shippy vessel add`"
+        );
+        // Bookings count: what is left, not what the vessel carries empty.
+        split.book(1, 0, "c", &created(load(1, 10_000)));
+        split.book(2, 0, "b", &created(load(9, 1)));
+        let most = no_room(&split).most.unwrap();
+        assert_eq!((most.containers, most.weight), (room("d", 10, 1_000), room("c", 0, 40_000)));
+
+        // One vessel with the most of both.
+        let one = fleet([new_vessel("a", 2, 100, true), new_vessel("b", 2, 54_000, true)]);
+        assert_eq!(
+            no_room(&one).to_string(),
+            "no vessel available for 3 containers weighing 55000 kg: the most room left is on b: \
+             2 containers and 54000 kg; add a vessel with `shippy vessel add`"
+        );
+
+        // Every vessel full.
+        let mut full = fleet([new_vessel("a", 3, 100, true)]);
+        full.book(1, 0, "a", &created(load(3, 10)));
+        assert!(no_room(&full).to_string().contains(": every available vessel is full; add a vessel"));
     }
 
     #[test]

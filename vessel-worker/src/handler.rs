@@ -83,7 +83,7 @@ impl<L: FleetLog> Handler for VesselHandler<L> {
 impl From<VesselError> for ServiceError {
     fn from(error: VesselError) -> Self {
         match error {
-            VesselError::Fleet(error @ FleetError::NoVesselAvailable) => Self::not_found(error.to_string()),
+            VesselError::Fleet(error @ FleetError::NoVesselAvailable(_)) => Self::not_found(error.to_string()),
             VesselError::Fleet(error @ FleetError::Duplicate(_)) => Self::conflict(error.to_string()),
             VesselError::Fleet(error @ FleetError::Invalid(_)) => Self::bad_request(error.to_string()),
             error @ VesselError::Behind(_) => Self::new(shared::ErrorCode::Unavailable, error.to_string()),

@@ -2,7 +2,7 @@
 //!
 //! | subject                 | request           | reply                             |
 //! |-------------------------|-------------------|-----------------------------------|
-//! | `vessel.find_available` | `{"capacity":3,"max_weight":55000}` | `{"vessel":{..}}` or 404 `no vessel available` |
+//! | `vessel.find_available` | `{"capacity":3,"max_weight":55000}` | `{"vessel":{..}}` or 404 `no vessel available for …`, with the most room left |
 //! | `vessel.create`         | a vessel          | `{"created":true,"vessel":{..}}`  |
 //! | `vessel.list`           | `{"limit","cursor"}` or empty | `{"vessels":[..],"next":..}` |
 //!

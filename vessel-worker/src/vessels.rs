@@ -48,7 +48,8 @@ impl<L: FleetLog> Vessels<L> {
     }
 
     /// The first vessel, in id order, with room for `load`, in a fleet that has taken
-    /// in the event stream at least up to `sequence`, if given. Books nothing.
+    /// in the event stream at least up to `sequence`, if given. Books nothing. None
+    /// has room: [`FleetError::NoVesselAvailable`], saying what the fleet has left.
     #[tracing::instrument(skip(self), err(level = "debug"))]
     pub async fn find(&self, load: Load, sequence: Option<u64>) -> Result<Vessel, VesselError> {
         // Waiting is for what the stream holds, as the server answering says: a
@@ -59,7 +60,7 @@ impl<L: FleetLog> Vessels<L> {
             let last = self.log.last_sequence().await?;
             self.fleet.wait_for(sequence.min(last), FRESHNESS).await?;
         }
-        Ok(self.fleet.read(|fleet| fleet.first_fit(load)).ok_or(FleetError::NoVesselAvailable)?)
+        Ok(self.fleet.read(|fleet| fleet.find(load))?)
     }
 
     /// Adds `vessel` to the fleet, with an assigned id if it has none; a vessel with

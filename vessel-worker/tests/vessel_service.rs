@@ -52,7 +52,17 @@ async fn finds_a_vessel_that_fits_or_says_none_is_available() {
     let error = service_error(
         ask::<VesselReply>(&client, vessel::FIND_AVAILABLE, json!({"capacity": 3, "max_weight": 10_000_000})).await,
     );
-    assert_eq!(error, ServiceError::new(ErrorCode::NotFound, "no vessel available"));
+    // What was asked, the most room left (vessel002 has the most of both), and what to do.
+    let full = "no vessel available for 3 containers weighing 10000000 kg: the most room left is on vessel002: \
+                2000 containers and 560000 kg; add a vessel with `shippy vessel add`";
+    assert_eq!(error, ServiceError::new(ErrorCode::NotFound, full));
+
+    // Doing that: the vessel added takes the load.
+    let big = json!({"id": "big", "name": "Big", "capacity": 10, "max_weight": 10_000_000});
+    let _: CreatedVessel = ask(&client, vessel::CREATE, big).await.unwrap();
+    let reply: VesselReply =
+        ask(&client, vessel::FIND_AVAILABLE, json!({"capacity": 3, "max_weight": 10_000_000})).await.unwrap();
+    assert_eq!(reply.vessel.id, "big");
 
     worker.stop().await.unwrap();
 }
@@ -71,10 +81,12 @@ async fn plain_request_without_headers_gets_plain_json_both_ways() {
 
     let reply = client.request(vessel::FIND_AVAILABLE, r#"{"capacity":9999,"max_weight":1}"#.into()).await.unwrap();
     let body: Value = serde_json::from_slice(&reply.payload).unwrap();
-    assert_eq!(body, json!({"error": {"code": 404, "message": "no vessel available"}}));
+    let message = "no vessel available for 9999 containers weighing 1 kg: the most room left is on vessel002: \
+                   2000 containers and 560000 kg; add a vessel with `shippy vessel add`";
+    assert_eq!(body, json!({"error": {"code": 404, "message": message}}));
     let headers = reply.headers.expect("ADR-32 error headers");
     assert_eq!(headers.get("Nats-Service-Error-Code").unwrap().as_str(), "404");
-    assert_eq!(headers.get("Nats-Service-Error").unwrap().as_str(), "no vessel available");
+    assert_eq!(headers.get("Nats-Service-Error").unwrap().as_str(), message);
 
     worker.stop().await.unwrap();
 }
@@ -87,7 +99,12 @@ async fn bad_input_gets_a_clear_error_and_the_worker_keeps_serving() {
 
     let cases: [(&str, Vec<u8>, ErrorCode, &str); 5] = [
         ("malformed JSON", b"{capacity: 3".to_vec(), ErrorCode::BadRequest, "invalid request: key must be a string"),
-        ("missing field", br#"{"capacity":3}"#.to_vec(), ErrorCode::BadRequest, "missing field `max_weight`"),
+        (
+            "missing field",
+            br#"{"capacity":3}"#.to_vec(),
+            ErrorCode::BadRequest,
+            "invalid request: max_weight: missing field",
+        ),
         (
             "negative weight",
             br#"{"capacity":3,"max_weight":-1}"#.to_vec(),
