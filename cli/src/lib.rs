@@ -31,8 +31,8 @@ use clap::CommandFactory as _;
 use shared::{
     codec::encode,
     model::{
-        ConsignmentList, ConsignmentReply, GetConsignment, ListConsignments, ListVessels, Specification, VesselList,
-        VesselReply,
+        ConsignmentList, ConsignmentReply, GetConsignment, ListConsignments, ListVessels, ListedVessel, Specification,
+        VesselList, VesselReply,
     },
     subjects::{consignment, vessel},
 };
@@ -85,10 +85,8 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
         Command::Get { id } => {
             let body = encode(&GetConsignment { id: id.clone() });
             let found: ConsignmentReply = connect().await?.request(consignment::GET, body.into()).await?;
-            match format {
-                Format::Table => output::consignments(out, format, std::slice::from_ref(&found.consignment))?,
-                Format::Json => output::pretty(out, &found)?,
-            }
+            // As `list` prints it: `shippy get ID | jq .vessel_id` works.
+            output::consignments(out, format, std::slice::from_ref(&found.consignment))?;
         }
         Command::Watch { all, count, idempotency_window_secs } => {
             let window = std::time::Duration::from_secs(*idempotency_window_secs);
@@ -111,7 +109,8 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
         Command::FindVessel { capacity, max_weight } => {
             let spec = encode(&Specification { capacity: *capacity, max_weight: *max_weight, sequence: None });
             let found: VesselReply = connect().await?.request(vessel::FIND_AVAILABLE, spec.into()).await?;
-            output::vessel(out, format, &found)?;
+            // As `vessels` prints it, with what it can still take.
+            output::vessels(out, format, &[ListedVessel::from(found.vessel)])?;
         }
         Command::Bench(args) => {
             // Refuse what cannot be honoured before reaching for NATS.

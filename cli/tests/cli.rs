@@ -77,11 +77,17 @@ async fn create_prints_the_consignment_with_its_vessel() {
     let listed = json_lines(&shippy(nats.url(), &["list"]).await);
     assert_eq!(listed, [created["consignment"].clone()]);
 
+    // A vessel prints one way, found or listed: with what it can still take.
     let found = json(&shippy(nats.url(), &["find-vessel", "--capacity", "3", "--max-weight", "55000"]).await);
-    assert_eq!(found["vessel"]["name"], "Boaty McBoatface");
+    assert_eq!(found["name"], "Boaty McBoatface");
     let fleet = json_lines(&shippy(nats.url(), &["vessels"]).await);
     assert!(fleet.len() >= 2);
-    assert_eq!(fleet[0]["id"], "vessel001");
+    assert_eq!(fleet[0], found);
+    assert_eq!(found["remaining"], json!({"containers": 497, "weight": 145_000}));
+    // A container without an id has none, rather than `"id":""`.
+    assert!(
+        created["consignment"]["containers"].as_array().unwrap().iter().all(|container| container.get("id").is_none())
+    );
 
     consignments.stop().await.unwrap();
     vessels.stop().await.unwrap();
@@ -380,15 +386,17 @@ async fn get_paged_list_watch_and_idempotency_keys() {
     }
     let id = first["consignment"]["id"].as_str().unwrap();
 
+    // A consignment prints one way, got or listed: `get ID | jq .vessel_id` works.
     let got = json(&shippy(nats.url(), &["-o", "json", "get", id]).await);
-    assert_eq!(got["consignment"], first["consignment"]);
+    assert_eq!(got, first["consignment"]);
+    assert_eq!(got["vessel_id"], "vessel001");
     let missing = failure(&shippy(nats.url(), &["get", "no-such-id"]).await);
     assert_eq!(missing, "shippy: no such consignment (code 404)");
 
     // Pages of two are followed to the end, oldest first.
     let listed = json_lines(&shippy(nats.url(), &["-o", "json", "list", "--page-size", "2"]).await);
     assert_eq!(listed.len(), 5);
-    assert_eq!(listed[0], first["consignment"]);
+    assert_eq!(listed[0], got);
     let on_vessel002 = json_lines(&shippy(nats.url(), &["-o", "json", "list", "--vessel", "vessel002"]).await);
     assert_eq!(on_vessel002.len(), 2, "vessel001 takes three seed consignments, vessel002 the rest");
     let of_nobody = json_lines(&shippy(nats.url(), &["-o", "json", "list", "--user", "nobody"]).await);
