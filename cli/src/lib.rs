@@ -68,6 +68,12 @@ async fn list(services: &Services, args: &ListArgs, format: Format, out: &mut im
     Ok(())
 }
 
+/// The exit status of a failure: 2 for arguments refused (as for clap's own usage
+/// errors), such as a bench `--duration` out of range; 1 for anything else.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    if error.downcast_ref::<bench::Refused>().is_some() { 2 } else { 1 }
+}
+
 /// Runs one command, printing what it produces on `out`.
 pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
     let format = Format::resolve(cli.format());

@@ -336,16 +336,21 @@ async fn bench_refuses_what_it_cannot_honour() {
         (&["--duration", "2h"], "shippy: --duration 2h is longer than 10m; a bench must end by itself"),
         (&["--warmup", "1h"], "shippy: --warmup 1h is longer than 1m"),
     ] {
-        let refused = failure(&shippy(nats.url(), &[&["bench"], args].concat()).await);
-        assert_eq!(refused, reason);
+        let output = shippy(nats.url(), &[&["bench"], args].concat()).await;
+        assert_eq!(failure(&output), reason);
+        // Bad arguments, as those clap refuses: exit status 2.
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
     }
     // Refused before NATS is asked for anything.
-    let refused = failure(&shippy("nats://127.0.0.1:1", &["bench", "--clients", "0"]).await);
-    assert_eq!(refused, "shippy: --clients must be at least 1");
+    let output = shippy("nats://127.0.0.1:1", &["bench", "--clients", "0"]).await;
+    assert_eq!(failure(&output), "shippy: --clients must be at least 1");
+    assert_eq!(output.status.code(), Some(2));
 
     // A scenario with no service behind it stops the bench at once, naming it.
-    let nobody = failure(&shippy(nats.url(), &["bench", "find", "--duration", "100ms"]).await);
-    assert_eq!(nobody, "shippy: find: no service is listening on vessel.find_available");
+    let output = shippy(nats.url(), &["bench", "find", "--duration", "100ms"]).await;
+    assert_eq!(failure(&output), "shippy: find: no service is listening on vessel.find_available");
+    // A failure that is not the arguments': exit status 1.
+    assert_eq!(output.status.code(), Some(1));
 
     // Arguments clap refuses: exit status 2 and a usage message.
     for args in [
