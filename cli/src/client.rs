@@ -9,7 +9,11 @@
 //! [`RequestError::Denied`] when one concerns it. A login NATS refuses, or a TLS
 //! handshake that fails, is reported with the setting to change ([`connect_failure`]).
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use async_nats::{ConnectErrorKind, Event, HeaderMap, ServerError};
 use bytes::Bytes;
@@ -62,6 +66,28 @@ impl Denial {
         let subject = what.split('"').nth(1)?.to_owned();
         Some(Self { action, subject })
     }
+}
+
+/// Retries of a create: how long, how many, and the waits between them.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// No retry is sent later than this after the first send.
+    pub within: Duration,
+    /// At most this many retries; `None`: as many as fit in `within`.
+    pub most: Option<u32>,
+}
+
+/// The first wait before a retry; each next one doubles, up to [`LONGEST_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between two retries.
+pub const LONGEST_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The wait before retry `retry` (0 for the first): exponential from
+/// [`FIRST_BACKOFF`] to [`LONGEST_BACKOFF`], of which the first half is fixed and
+/// the second random (jitter), so that clients failed by the same fault spread out.
+pub fn backoff(retry: u32) -> Duration {
+    let full = FIRST_BACKOFF.saturating_mul(1 << retry.min(16)).min(LONGEST_BACKOFF);
+    full / 2 + (full / 2).mul_f64(fastrand::f64())
 }
 
 impl Services {
@@ -133,17 +159,20 @@ impl Services {
         }
     }
 
-    /// Creates a consignment once under idempotency key `key`, sending it again with
-    /// the same key up to `retries` times while it fails for a passing reason.
+    /// Creates a consignment once under idempotency key `key`, sending it again
+    /// with the same key, after a growing wait ([`backoff`]), while it fails for a
+    /// passing reason and `retry` allows. The last retry goes out at the latest
+    /// `retry.within` after the first send, and waits its timeout for the reply.
     pub async fn create(
         &self,
         new: &NewConsignment,
         key: &str,
-        retries: u32,
+        retry: Retry,
     ) -> Result<CreatedConsignment, RequestError> {
         let mut headers = HeaderMap::new();
         headers.insert(consignment::IDEMPOTENCY_HEADER, key);
-        let mut attempt = 0;
+        let deadline = Instant::now() + retry.within;
+        let mut retries = 0;
         loop {
             let send = shared::client::request_with_headers(
                 &self.nats,
@@ -152,8 +181,13 @@ impl Services {
                 encode(new).into(),
                 self.timeout,
             );
-            match self.unless_denied(consignment::CREATE, send).await {
-                Err(error) if attempt < retries && error.is_passing() => attempt += 1,
+            let result = self.unless_denied(consignment::CREATE, send).await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match result {
+                Err(error) if error.is_passing() && !left.is_zero() && retry.most.is_none_or(|most| retries < most) => {
+                    tokio::time::sleep(backoff(retries).min(left)).await;
+                    retries += 1;
+                }
                 other => return other,
             }
         }
@@ -268,5 +302,17 @@ mod tests {
         assert_eq!(login(&with("/home/me/mine.nk")), "logged in with the nkey in /home/me/mine.nk");
         assert_eq!(login(&with("nats-auth/monitor/nkey")), "logged in as monitor");
         assert_eq!(login(&NatsConfig::default()), "not logged in");
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_to_its_cap() {
+        for retry in 0..20 {
+            let full = FIRST_BACKOFF.saturating_mul(1 << retry.min(16)).min(LONGEST_BACKOFF);
+            for _ in 0..100 {
+                let wait = backoff(retry);
+                assert!(wait >= full / 2 && wait <= full, "retry {retry}: {wait:?} outside {full:?}/2..={full:?}");
+            }
+        }
+        assert_eq!(FIRST_BACKOFF.saturating_mul(1 << 5).min(LONGEST_BACKOFF), LONGEST_BACKOFF);
     }
 }

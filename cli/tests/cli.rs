@@ -3,7 +3,11 @@
 use std::{
     path::Path,
     process::{Output, Stdio},
+    time::{Duration, Instant},
 };
+
+use futures::StreamExt as _;
+use shared::subjects::consignment::{CREATE, IDEMPOTENCY_HEADER};
 
 use serde_json::{Value, json};
 use testkit::{Nats, Running};
@@ -119,6 +123,77 @@ async fn failures_exit_non_zero_with_a_one_line_reason() {
 
     consignments.stop().await.unwrap();
     vessels.stop().await.unwrap();
+}
+
+/// Every create a never-answering consignment service takes while `shippy` runs
+/// `args`: its idempotency key and when it arrived, and how long `shippy` took.
+async fn creates_sent(nats: &Nats, args: &[&str]) -> (Vec<(String, Instant)>, Duration, Output) {
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut creates = client.subscribe(CREATE).await.unwrap();
+    shared::nats::round_trip(&client).await.unwrap();
+    let heard = tokio::spawn(async move {
+        let mut heard = Vec::new();
+        while let Some(create) = creates.next().await {
+            let key = create.headers.as_ref().and_then(|headers| headers.get(IDEMPOTENCY_HEADER));
+            match key {
+                Some(key) => heard.push((key.to_string(), Instant::now())),
+                // The marker sent after shippy ended: every create shippy sent came before it.
+                None => return heard,
+            }
+        }
+        heard
+    });
+    let started = Instant::now();
+    let output = shippy(nats.url(), args).await;
+    let took = started.elapsed();
+    client.publish(CREATE, "end".into()).await.unwrap();
+    let heard = tokio::time::timeout(testkit::GUARD, heard).await.expect("the marker arrives").unwrap();
+    (heard, took, output)
+}
+
+#[tokio::test]
+async fn a_failing_create_is_sent_again_with_backoff_until_its_deadline() {
+    let nats = Nats::start().await;
+    let timeout = Duration::from_millis(200);
+    let retry_for = Duration::from_secs(2);
+    // Arrival times are the subscriber's, off the sender's by scheduling noise.
+    let noise = Duration::from_millis(25);
+    let (heard, took, output) = creates_sent(&nats, &["--timeout-ms", "200", "create", "--retry-for", "2s"]).await;
+    assert_eq!(failure(&output), "shippy: consignment.create did not answer within 200ms");
+
+    // One key throughout, so the create happens once however often it is sent.
+    assert!(heard.iter().all(|(key, _)| *key == heard[0].0), "{heard:?}");
+    // 0, then at least 250ms, 300ms, 400ms, 600ms apart; at most 300ms, 400ms, 600ms, 1000ms.
+    assert!((4..=7).contains(&heard.len()), "{} sends: {heard:?}", heard.len());
+    let gaps: Vec<Duration> = heard.windows(2).map(|pair| pair[1].1 - pair[0].1).collect();
+    // Each wait is at least half its backoff (the last may be cut short by the deadline).
+    for (retry, gap) in gaps.iter().enumerate().take(gaps.len() - 1) {
+        let least = timeout + shippy_backoff_floor(retry);
+        assert!(*gap + noise >= least, "retry {retry} came {gap:?} after the send before, under {least:?}: {gaps:?}");
+    }
+    // The sends span the deadline and no send comes after it. The deadline runs from
+    // just before the first send, which waits for shippy's reply subscription.
+    let span = heard.last().unwrap().1 - heard[0].1;
+    assert!(span + 4 * noise >= retry_for, "sends spanned {span:?}, under --retry-for {retry_for:?}");
+    assert!(span <= retry_for + 10 * noise, "sends spanned {span:?}, past --retry-for {retry_for:?}");
+    // shippy ends once the last send has waited its timeout (and the process has started).
+    assert!(took >= retry_for + timeout, "shippy gave up after {took:?}");
+    assert!(took <= retry_for + timeout + Duration::from_secs(5), "shippy gave up after {took:?}");
+
+    // --retries bounds the count, and --retry-for 0s sends once.
+    let (heard, took, output) =
+        creates_sent(&nats, &["--timeout-ms", "200", "create", "--retry-for", "30s", "--retries", "1"]).await;
+    failure(&output);
+    assert_eq!(heard.len(), 2, "{heard:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let (heard, _, output) = creates_sent(&nats, &["--timeout-ms", "200", "create", "--retry-for", "0s"]).await;
+    failure(&output);
+    assert_eq!(heard.len(), 1, "{heard:?}");
+}
+
+/// The least wait before retry `retry`: half of 100ms doubled `retry` times, at most 2s.
+fn shippy_backoff_floor(retry: usize) -> Duration {
+    cli::client::FIRST_BACKOFF.saturating_mul(1 << retry.min(16)).min(cli::client::LONGEST_BACKOFF) / 2
 }
 
 #[tokio::test]
@@ -357,6 +432,7 @@ async fn bench_refuses_what_it_cannot_honour() {
         &["bench", "--clients", "4", "--rate", "10"][..],
         &["bench", "--duration", "soon"],
         &["create", "--concurrency", "0"],
+        &["create", "--retry-for", "soon"],
     ] {
         let output = shippy(nats.url(), args).await;
         assert_eq!(output.status.code(), Some(2), "{args:?}");
