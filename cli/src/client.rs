@@ -246,7 +246,7 @@ pub fn connect_failure(config: &NatsConfig, error: &async_nats::ConnectError) ->
                      nats-auth/client/nkey",
                     path.display()
                 )
-            } else if config.creds.is_some() || config.user.is_some() || text.contains('@') {
+            } else if config.creds.is_some() || config.user.is_some() || config.url.contains('@') {
                 format!(
                     "NATS at {url} refused the login ({}): check NATS_CREDS or NATS_USER/NATS_PASSWORD",
                     login(config)
