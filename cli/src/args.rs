@@ -177,10 +177,22 @@ pub struct CreateArgs {
     /// retried with its key, so it happens once however often it is sent.
     #[arg(long)]
     pub idempotency_key: Option<String>,
-    /// How often a create that failed for a passing reason (no reply, a timeout,
-    /// no service) is sent again, with the same key.
-    #[arg(long, default_value_t = 3)]
-    pub retries: u32,
+    /// How long to keep sending a create that failed for a passing reason (no reply,
+    /// a timeout, no service, a 500/503/504) again, with the same key, waiting
+    /// 100ms doubling to 2s (with jitter) between sends; long enough by default to
+    /// ride out a NATS leader election (README, "Cluster"). `0s`: no retries.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub retry_for: Duration,
+    /// At most this many retries of a create (default: as many as fit in --retry-for).
+    #[arg(long)]
+    pub retries: Option<u32>,
+}
+
+impl CreateArgs {
+    /// The retries a create may make.
+    pub fn retry(&self) -> crate::client::Retry {
+        crate::client::Retry { within: self.retry_for, most: self.retries }
+    }
 }
 
 /// `shippy list`.

@@ -75,7 +75,7 @@ pub async fn create(
         None => uuid::Uuid::new_v4().to_string(),
     };
     if let [(Origin::Single, Ok(new))] = parsed.as_slice() {
-        let created = services.create(new, &key(0), args.retries).await?;
+        let created = services.create(new, &key(0), args.retry()).await?;
         match format {
             Format::Table => writeln!(out, "{}", output::created_line(&created))?,
             Format::Json => output::pretty(out, &created)?,
@@ -94,7 +94,7 @@ pub async fn create(
     let mut results = futures::stream::iter(parsed.into_iter().zip(keys))
         .map(|((origin, new), key)| async move {
             let new = new.map_err(|reason| format!("{origin}: {reason}"))?;
-            services.create(&new, &key, args.retries).await.map_err(|error| error.to_string())
+            services.create(&new, &key, args.retry()).await.map_err(|error| error.to_string())
         })
         .buffered(usize::from(args.concurrency));
     while let Some(result) = results.next().await {

@@ -1,10 +1,11 @@
 //! `shippy`: the command-line client of the shippy services.
 //!
 //! Each command is a few NATS requests through [`client::Services`]. On a terminal
-//! replies print as tables ([`output`]); piped, or with `-o json`, as the JSON the
-//! services send (JSON Lines for lists). Any failure (NATS down, no service
-//! listening, a timeout, an error reply, a consignment not created) ends the program
-//! with a non-zero status and a one-line reason on stderr.
+//! replies print as tables ([`output`]); piped, or with `-o json`, as JSON Lines,
+//! one shape per kind of thing (a consignment from `get` as from `list`). Any
+//! failure (NATS down, a login refused, a permission denied, no service listening,
+//! a timeout, an error reply, a consignment not created) ends the program with a
+//! one-line reason on stderr and status 1, or 2 for bad arguments ([`exit_code`]).
 //!
 //! | module | what |
 //! |---|---|
@@ -68,8 +69,8 @@ async fn list(services: &Services, args: &ListArgs, format: Format, out: &mut im
     Ok(())
 }
 
-/// Adds the vessel `args` describes through `vessel.create` and prints it: a table
-/// of one row, or the reply as pretty JSON.
+/// Adds the vessel `args` describes through `vessel.create` and prints it as
+/// `shippy vessels` prints a vessel: a table of one row, or one JSON object.
 async fn add_vessel(
     services: &Services,
     args: &VesselAddArgs,
@@ -85,11 +86,14 @@ async fn add_vessel(
         owner_id: String::new(),
     };
     let added: CreatedVessel = services.request(vessel::CREATE, encode(&vessel).into()).await?;
-    match format {
-        Format::Table => output::vessels(out, format, &[ListedVessel::from(added.vessel)])?,
-        Format::Json => output::pretty(out, &added)?,
-    }
+    output::vessels(out, format, &[ListedVessel::from(added.vessel)])?;
     Ok(())
+}
+
+/// The exit status of a failure: 2 for arguments refused (as for clap's own usage
+/// errors), such as a bench `--duration` out of range; 1 for anything else.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    if error.downcast_ref::<bench::Refused>().is_some() { 2 } else { 1 }
 }
 
 /// Runs one command, printing what it produces on `out`.
@@ -109,10 +113,8 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
         Command::Get { id } => {
             let body = encode(&GetConsignment { id: id.clone() });
             let found: ConsignmentReply = connect().await?.request(consignment::GET, body.into()).await?;
-            match format {
-                Format::Table => output::consignments(out, format, std::slice::from_ref(&found.consignment))?,
-                Format::Json => output::pretty(out, &found)?,
-            }
+            // As `list` prints it: `shippy get ID | jq .vessel_id` works.
+            output::consignments(out, format, std::slice::from_ref(&found.consignment))?;
         }
         Command::Watch { all, count, idempotency_window_secs } => {
             let window = std::time::Duration::from_secs(*idempotency_window_secs);
@@ -136,7 +138,8 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
         Command::FindVessel { capacity, max_weight } => {
             let spec = encode(&Specification { capacity: *capacity, max_weight: *max_weight, sequence: None });
             let found: VesselReply = connect().await?.request(vessel::FIND_AVAILABLE, spec.into()).await?;
-            output::vessel(out, format, &found)?;
+            // As `vessels` prints it, with what it can still take.
+            output::vessels(out, format, &[ListedVessel::from(found.vessel)])?;
         }
         Command::Bench(args) => {
             // Refuse what cannot be honoured before reaching for NATS.

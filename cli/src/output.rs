@@ -147,14 +147,6 @@ pub fn keys(out: &mut impl Write, format: Format, keys: &[crate::auth::Key]) -> 
     }
 }
 
-/// Prints one vessel: a table of one row, or the reply as pretty JSON.
-pub fn vessel(out: &mut impl Write, format: Format, reply: &shared::model::VesselReply) -> std::io::Result<()> {
-    match format {
-        Format::Table => vessels(out, format, &[ListedVessel::from(reply.vessel.clone())]),
-        Format::Json => pretty(out, reply),
-    }
-}
-
 /// One line about a created consignment, as `create` prints it on a terminal.
 pub fn created_line(created: &CreatedConsignment) -> String {
     let consignment = &created.consignment;

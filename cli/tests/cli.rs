@@ -3,7 +3,11 @@
 use std::{
     path::Path,
     process::{Output, Stdio},
+    time::{Duration, Instant},
 };
+
+use futures::StreamExt as _;
+use shared::subjects::consignment::{CREATE, IDEMPOTENCY_HEADER};
 
 use serde_json::{Value, json};
 use testkit::{Nats, Running};
@@ -77,11 +81,17 @@ async fn create_prints_the_consignment_with_its_vessel() {
     let listed = json_lines(&shippy(nats.url(), &["list"]).await);
     assert_eq!(listed, [created["consignment"].clone()]);
 
+    // A vessel prints one way, found or listed: with what it can still take.
     let found = json(&shippy(nats.url(), &["find-vessel", "--capacity", "3", "--max-weight", "55000"]).await);
-    assert_eq!(found["vessel"]["name"], "Boaty McBoatface");
+    assert_eq!(found["name"], "Boaty McBoatface");
     let fleet = json_lines(&shippy(nats.url(), &["vessels"]).await);
     assert!(fleet.len() >= 2);
-    assert_eq!(fleet[0]["id"], "vessel001");
+    assert_eq!(fleet[0], found);
+    assert_eq!(found["remaining"], json!({"containers": 497, "weight": 145_000}));
+    // A container without an id has none, rather than `"id":""`.
+    assert!(
+        created["consignment"]["containers"].as_array().unwrap().iter().all(|container| container.get("id").is_none())
+    );
 
     consignments.stop().await.unwrap();
     vessels.stop().await.unwrap();
@@ -113,6 +123,77 @@ async fn failures_exit_non_zero_with_a_one_line_reason() {
 
     consignments.stop().await.unwrap();
     vessels.stop().await.unwrap();
+}
+
+/// Every create a never-answering consignment service takes while `shippy` runs
+/// `args`: its idempotency key and when it arrived, and how long `shippy` took.
+async fn creates_sent(nats: &Nats, args: &[&str]) -> (Vec<(String, Instant)>, Duration, Output) {
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut creates = client.subscribe(CREATE).await.unwrap();
+    shared::nats::round_trip(&client).await.unwrap();
+    let heard = tokio::spawn(async move {
+        let mut heard = Vec::new();
+        while let Some(create) = creates.next().await {
+            let key = create.headers.as_ref().and_then(|headers| headers.get(IDEMPOTENCY_HEADER));
+            match key {
+                Some(key) => heard.push((key.to_string(), Instant::now())),
+                // The marker sent after shippy ended: every create shippy sent came before it.
+                None => return heard,
+            }
+        }
+        heard
+    });
+    let started = Instant::now();
+    let output = shippy(nats.url(), args).await;
+    let took = started.elapsed();
+    client.publish(CREATE, "end".into()).await.unwrap();
+    let heard = tokio::time::timeout(testkit::GUARD, heard).await.expect("the marker arrives").unwrap();
+    (heard, took, output)
+}
+
+#[tokio::test]
+async fn a_failing_create_is_sent_again_with_backoff_until_its_deadline() {
+    let nats = Nats::start().await;
+    let timeout = Duration::from_millis(200);
+    let retry_for = Duration::from_secs(2);
+    // Arrival times are the subscriber's, off the sender's by scheduling noise.
+    let noise = Duration::from_millis(25);
+    let (heard, took, output) = creates_sent(&nats, &["--timeout-ms", "200", "create", "--retry-for", "2s"]).await;
+    assert_eq!(failure(&output), "shippy: consignment.create did not answer within 200ms");
+
+    // One key throughout, so the create happens once however often it is sent.
+    assert!(heard.iter().all(|(key, _)| *key == heard[0].0), "{heard:?}");
+    // 0, then at least 250ms, 300ms, 400ms, 600ms apart; at most 300ms, 400ms, 600ms, 1000ms.
+    assert!((4..=7).contains(&heard.len()), "{} sends: {heard:?}", heard.len());
+    let gaps: Vec<Duration> = heard.windows(2).map(|pair| pair[1].1 - pair[0].1).collect();
+    // Each wait is at least half its backoff (the last may be cut short by the deadline).
+    for (retry, gap) in gaps.iter().enumerate().take(gaps.len() - 1) {
+        let least = timeout + shippy_backoff_floor(retry);
+        assert!(*gap + noise >= least, "retry {retry} came {gap:?} after the send before, under {least:?}: {gaps:?}");
+    }
+    // The sends span the deadline and no send comes after it. The deadline runs from
+    // just before the first send, which waits for shippy's reply subscription.
+    let span = heard.last().unwrap().1 - heard[0].1;
+    assert!(span + 4 * noise >= retry_for, "sends spanned {span:?}, under --retry-for {retry_for:?}");
+    assert!(span <= retry_for + 10 * noise, "sends spanned {span:?}, past --retry-for {retry_for:?}");
+    // shippy ends once the last send has waited its timeout (and the process has started).
+    assert!(took >= retry_for + timeout, "shippy gave up after {took:?}");
+    assert!(took <= retry_for + timeout + Duration::from_secs(5), "shippy gave up after {took:?}");
+
+    // --retries bounds the count, and --retry-for 0s sends once.
+    let (heard, took, output) =
+        creates_sent(&nats, &["--timeout-ms", "200", "create", "--retry-for", "30s", "--retries", "1"]).await;
+    failure(&output);
+    assert_eq!(heard.len(), 2, "{heard:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let (heard, _, output) = creates_sent(&nats, &["--timeout-ms", "200", "create", "--retry-for", "0s"]).await;
+    failure(&output);
+    assert_eq!(heard.len(), 1, "{heard:?}");
+}
+
+/// The least wait before retry `retry`: half of 100ms doubled `retry` times, at most 2s.
+fn shippy_backoff_floor(retry: usize) -> Duration {
+    cli::client::FIRST_BACKOFF.saturating_mul(1 << retry.min(16)).min(cli::client::LONGEST_BACKOFF) / 2
 }
 
 #[tokio::test]
@@ -333,22 +414,28 @@ async fn bench_refuses_what_it_cannot_honour() {
         (&["--duration", "2h"], "shippy: --duration 2h is longer than 10m; a bench must end by itself"),
         (&["--warmup", "1h"], "shippy: --warmup 1h is longer than 1m"),
     ] {
-        let refused = failure(&shippy(nats.url(), &[&["bench"], args].concat()).await);
-        assert_eq!(refused, reason);
+        let output = shippy(nats.url(), &[&["bench"], args].concat()).await;
+        assert_eq!(failure(&output), reason);
+        // Bad arguments, as those clap refuses: exit status 2.
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
     }
     // Refused before NATS is asked for anything.
-    let refused = failure(&shippy("nats://127.0.0.1:1", &["bench", "--clients", "0"]).await);
-    assert_eq!(refused, "shippy: --clients must be at least 1");
+    let output = shippy("nats://127.0.0.1:1", &["bench", "--clients", "0"]).await;
+    assert_eq!(failure(&output), "shippy: --clients must be at least 1");
+    assert_eq!(output.status.code(), Some(2));
 
     // A scenario with no service behind it stops the bench at once, naming it.
-    let nobody = failure(&shippy(nats.url(), &["bench", "find", "--duration", "100ms"]).await);
-    assert_eq!(nobody, "shippy: find: no service is listening on vessel.find_available");
+    let output = shippy(nats.url(), &["bench", "find", "--duration", "100ms"]).await;
+    assert_eq!(failure(&output), "shippy: find: no service is listening on vessel.find_available");
+    // A failure that is not the arguments': exit status 1.
+    assert_eq!(output.status.code(), Some(1));
 
     // Arguments clap refuses: exit status 2 and a usage message.
     for args in [
         &["bench", "--clients", "4", "--rate", "10"][..],
         &["bench", "--duration", "soon"],
         &["create", "--concurrency", "0"],
+        &["create", "--retry-for", "soon"],
     ] {
         let output = shippy(nats.url(), args).await;
         assert_eq!(output.status.code(), Some(2), "{args:?}");
@@ -383,15 +470,17 @@ async fn get_paged_list_watch_and_idempotency_keys() {
     }
     let id = first["consignment"]["id"].as_str().unwrap();
 
+    // A consignment prints one way, got or listed: `get ID | jq .vessel_id` works.
     let got = json(&shippy(nats.url(), &["-o", "json", "get", id]).await);
-    assert_eq!(got["consignment"], first["consignment"]);
+    assert_eq!(got, first["consignment"]);
+    assert_eq!(got["vessel_id"], "vessel001");
     let missing = failure(&shippy(nats.url(), &["get", "no-such-id"]).await);
     assert_eq!(missing, "shippy: no such consignment (code 404)");
 
     // Pages of two are followed to the end, oldest first.
     let listed = json_lines(&shippy(nats.url(), &["-o", "json", "list", "--page-size", "2"]).await);
     assert_eq!(listed.len(), 5);
-    assert_eq!(listed[0], first["consignment"]);
+    assert_eq!(listed[0], got);
     let on_vessel002 = json_lines(&shippy(nats.url(), &["-o", "json", "list", "--vessel", "vessel002"]).await);
     assert_eq!(on_vessel002.len(), 2, "vessel001 takes three seed consignments, vessel002 the rest");
     let of_nobody = json_lines(&shippy(nats.url(), &["-o", "json", "list", "--user", "nobody"]).await);

@@ -32,6 +32,33 @@ struct Deployment {
 
 impl Deployment {
     async fn start() -> Self {
+        let keys = Self::keys().await;
+        let users = std::fs::read_to_string(keys.path().join("server").join("users.conf")).expect("users.conf");
+        let nats = Nats::start_with_project_config(&users).await;
+        Self { keys, nats }
+    }
+
+    /// [`Deployment::start`] with TLS on (`nats-tls.conf`), and the directory of the
+    /// CA (`ca.pem`) and the server's certificate, as `scripts/tls-certs.sh` makes them.
+    async fn start_tls() -> (Self, tempfile::TempDir) {
+        let keys = Self::keys().await;
+        let tls = tempfile::tempdir().expect("a scratch directory");
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/tls-certs.sh");
+        let status = tokio::process::Command::new(script)
+            .arg(tls.path())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .await
+            .expect("run scripts/tls-certs.sh");
+        assert!(status.success(), "scripts/tls-certs.sh failed");
+        let read = |name: &str| std::fs::read_to_string(tls.path().join(name)).expect("a TLS file");
+        let users = std::fs::read_to_string(keys.path().join("server").join("users.conf")).expect("users.conf");
+        let nats = Nats::start_with_project_tls(&users, &read("server.pem"), &read("server-key.pem")).await;
+        (Self { keys, nats }, tls)
+    }
+
+    /// Keys for every role, made by `shippy auth init`.
+    async fn keys() -> tempfile::TempDir {
         let keys = tempfile::tempdir().expect("a scratch directory");
         let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_shippy"))
             .args(["auth", "init", "-o", "json"])
@@ -41,9 +68,25 @@ impl Deployment {
             .await
             .expect("run shippy auth init");
         assert!(status.success(), "shippy auth init failed");
-        let users = std::fs::read_to_string(keys.path().join("server").join("users.conf")).expect("users.conf");
-        let nats = Nats::start_with_project_config(&users).await;
-        Self { keys, nats }
+        keys
+    }
+
+    /// Runs `shippy args` from the repository root (where consignment.json is)
+    /// against this server with `env` (and no other NATS setting): its exit status,
+    /// its one line on stderr, and how long it took, after checking it failed.
+    async fn shippy(&self, env: &[(&str, &std::ffi::OsStr)], args: &[&str]) -> (Option<i32>, String, Duration) {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_shippy"));
+        for variable in ["NATS_NKEY", "NATS_CREDS", "NATS_USER", "NATS_PASSWORD", "NATS_CA", "NATS_INBOX_PREFIX"] {
+            command.env_remove(variable);
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        command.env("NATS_URL", self.nats.url()).envs(env.iter().copied()).args(args).current_dir(root);
+        let started = std::time::Instant::now();
+        let output = command.output().await.expect("run shippy");
+        let took = started.elapsed();
+        let stderr = String::from_utf8_lossy(&output.stderr).trim_end().to_owned();
+        assert!(!output.status.success(), "shippy {args:?} succeeded");
+        (output.status.code(), stderr, took)
     }
 
     fn config(&self, role: Role) -> NatsConfig {
@@ -401,4 +444,82 @@ async fn the_client_cannot_pile_up_consumers() {
     let created: CreatedConsignment =
         request(&client.client, consignment::CREATE, SEED.into(), TIMEOUT).await.expect("a create");
     assert_eq!(created.consignment.vessel_id, "vessel001");
+}
+
+/// A login NATS refuses is reported as such, naming what to set: no key, a key
+/// the server does not know, an empty `NATS_NKEY`.
+#[tokio::test]
+async fn a_refused_login_names_what_to_set() {
+    let deployment = Deployment::start().await;
+    let url = deployment.nats.url();
+
+    let (code, said, _) = deployment.shippy(&[], &["vessels"]).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        said.starts_with(&format!(
+            "shippy: NATS at {url} wants a login: set NATS_NKEY to your role's seed file, such as nats-auth/client/nkey"
+        )),
+        "{said}"
+    );
+
+    let stranger = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(stranger.path(), nkeys::KeyPair::new_user().seed().unwrap()).unwrap();
+    let (code, said, _) = deployment.shippy(&[("NATS_NKEY", stranger.path().as_os_str())], &["vessels"]).await;
+    assert_eq!(code, Some(1));
+    let expected = format!("shippy: NATS at {url} does not accept the key in {}", stranger.path().display());
+    assert!(said.starts_with(&expected), "{said}");
+    assert!(said.contains("set NATS_NKEY to a current seed file"), "{said}");
+
+    // An empty variable is a bad argument: exit status 2, naming it.
+    let (code, said, _) = deployment.shippy(&[("NATS_NKEY", "".as_ref())], &["vessels"]).await;
+    assert_eq!(code, Some(2));
+    assert!(said.contains("empty: set NATS_NKEY to a file, or unset it"), "{said}");
+}
+
+/// A plain client of a TLS server is told to set `NATS_CA`; with it, it gets through.
+#[tokio::test]
+async fn tls_without_a_ca_names_what_to_set() {
+    let (deployment, tls) = Deployment::start_tls().await;
+    let url = deployment.nats.url();
+    let key = deployment.seed(roles::CLIENT);
+
+    let (code, said, _) = deployment.shippy(&[("NATS_NKEY", key.as_os_str())], &["vessels"]).await;
+    assert_eq!(code, Some(1));
+    assert!(said.starts_with(&format!("shippy: TLS with NATS at {url} failed")), "{said}");
+    assert!(said.ends_with("set NATS_CA to the CA certificate that signed the server's, such as tls/ca.pem"), "{said}");
+
+    // With the CA the login and TLS pass: no vessel-worker runs to answer.
+    let ca = tls.path().join("ca.pem");
+    let (_, said, _) =
+        deployment.shippy(&[("NATS_NKEY", key.as_os_str()), ("NATS_CA", ca.as_os_str())], &["vessels"]).await;
+    assert_eq!(said, "shippy: no service is listening on vessel.list");
+}
+
+/// A request the login may not make is reported at once, not as a timeout.
+#[tokio::test]
+async fn a_permission_denial_is_reported_at_once() {
+    let deployment = Deployment::start().await;
+    let patience = ["--timeout-ms", "30000"];
+    // Well under the timeout: the denial, not the wait, ends the command.
+    let at_once = Duration::from_secs(10);
+
+    let monitor = deployment.seed(roles::MONITOR);
+    let (code, said, took) =
+        deployment.shippy(&[("NATS_NKEY", monitor.as_os_str())], &[&patience[..], &["vessels"]].concat()).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(said, "shippy: permission denied: publish to vessel.list (logged in as monitor)");
+    assert!(took < at_once, "took {took:?}");
+
+    // The bench serves and asks an echo subject of its own: the admin's alone.
+    let client = deployment.seed(roles::CLIENT);
+    let bench = ["bench", "raw", "--duration", "100ms", "--warmup", "0s"];
+    let (code, said, took) =
+        deployment.shippy(&[("NATS_NKEY", client.as_os_str())], &[&patience[..], &bench].concat()).await;
+    assert_eq!(code, Some(1));
+    assert!(said.starts_with("shippy: raw: permission denied: publish to _SHIPPY.bench.echo."), "{said}");
+    assert!(
+        said.ends_with("(logged in as client); the bench runs as the admin: NATS_NKEY=nats-auth/admin/nkey"),
+        "{said}"
+    );
+    assert!(took < at_once, "took {took:?}");
 }

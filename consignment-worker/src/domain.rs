@@ -69,8 +69,31 @@ impl ValidConsignment {
 
     /// Identifies the request's content: two requests with the same fingerprint ask
     /// for the same consignment.
+    ///
+    /// Taken of the request encoded with every container's `id`, even an empty one
+    /// (which messages now leave out), as it always was: a key stored by an earlier
+    /// version, or by another instance in a rolling upgrade, keeps its fingerprint.
     pub fn fingerprint(&self) -> Uuid {
-        Uuid::new_v5(&Uuid::NAMESPACE_OID, &shared::codec::encode(&self.request))
+        #[derive(serde::Serialize)]
+        struct Request<'a> {
+            description: &'a str,
+            weight: u64,
+            containers: Vec<Container<'a>>,
+        }
+        #[derive(serde::Serialize)]
+        struct Container<'a> {
+            id: &'a str,
+            customer_id: &'a str,
+            origin: &'a str,
+            user_id: &'a str,
+        }
+        let NewConsignment { description, weight, containers } = &self.request;
+        let containers = containers
+            .iter()
+            .map(|c| Container { id: &c.id, customer_id: &c.customer_id, origin: &c.origin, user_id: &c.user_id })
+            .collect();
+        let request = Request { description, weight: *weight, containers };
+        Uuid::new_v5(&Uuid::NAMESPACE_OID, &shared::codec::encode(&request))
     }
 
     /// The consignment as stored once booked onto `vessel_id` under `id`.
@@ -175,6 +198,9 @@ mod tests {
         heavier.weight += 1;
         assert_eq!(one.fingerprint(), ValidConsignment::parse(seed()).unwrap().fingerprint());
         assert_ne!(one.fingerprint(), ValidConsignment::parse(heavier).unwrap().fingerprint());
+        // As earlier versions took it, with the empty container ids written out.
+        let written = r#"{"description":"This is a test consignment","weight":55000,"containers":[{"id":"","customer_id":"cust001","origin":"Manchester, United Kingdom","user_id":"user001"},{"id":"","customer_id":"cust002","origin":"Manchester, United Kingdom","user_id":"user001"},{"id":"","customer_id":"cust005","origin":"Manchester, United Kingdom","user_id":"user001"}]}"#;
+        assert_eq!(one.fingerprint(), Uuid::new_v5(&Uuid::NAMESPACE_OID, written.as_bytes()));
     }
 
     #[test]

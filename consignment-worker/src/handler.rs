@@ -142,7 +142,9 @@ impl From<CreateError> for ServiceError {
                 RequestError::TimedOut { .. } => Self::new(ErrorCode::Timeout, "vessel service timed out"),
                 // "no vessel available" and the like go back unchanged.
                 RequestError::Service(error) => error,
-                error @ (RequestError::Transport { .. } | RequestError::InvalidReply { .. }) => {
+                error @ (RequestError::Transport { .. }
+                | RequestError::InvalidReply { .. }
+                | RequestError::Denied { .. }) => {
                     Self::new(ErrorCode::Unavailable, format!("vessel service failed: {error}"))
                 }
             },

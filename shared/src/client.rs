@@ -27,6 +27,16 @@ pub enum RequestError {
         #[source]
         source: async_nats::RequestError,
     },
+    /// The server refused what the request needs (publishing to the subject, or
+    /// subscribing to the reply inbox) to the login in use: no reply will come.
+    #[error("permission denied: {action} {subject} ({login})")]
+    Denied {
+        /// `publish to` or `subscribe to`.
+        action: String,
+        subject: String,
+        /// Who the connection is logged in as, such as `logged in as monitor`.
+        login: String,
+    },
     /// The reply was not the JSON expected.
     #[error("unexpected reply from {subject}: {source}")]
     InvalidReply {
@@ -76,7 +86,7 @@ impl RequestError {
             Self::Service(error) => {
                 matches!(error.code, ErrorCode::Internal | ErrorCode::Unavailable | ErrorCode::Timeout)
             }
-            Self::InvalidReply { .. } => false,
+            Self::InvalidReply { .. } | Self::Denied { .. } => false,
         }
     }
 

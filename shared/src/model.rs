@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 /// A shipping container inside a consignment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Container {
-    /// Optional in requests; the seed data leaves it out.
-    #[serde(default)]
+    /// Optional in requests; the seed data leaves it out, and an empty one is left
+    /// out of every message (as of any output), so a container prints one way.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
     pub customer_id: String,
     pub origin: String,
@@ -277,6 +278,9 @@ mod tests {
         let consignment: NewConsignment = serde_json::from_str(json).unwrap();
         assert_eq!(consignment.weight, 55_000);
         assert_eq!(consignment.containers[0].id, "");
+        // ... and it is written back without one.
+        let written = serde_json::to_value(&consignment.containers[0]).unwrap();
+        assert_eq!(written.get("id"), None, "{written}");
     }
 
     #[test]

@@ -47,24 +47,36 @@ pub struct NatsConfig {
     #[arg(global = true, long = "nats-password", env = "NATS_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
     /// Credentials file (user JWT and nkey seed), as `nsc` makes them.
-    #[arg(global = true, long = "nats-creds", env = "NATS_CREDS")]
+    #[arg(global = true, long = "nats-creds", env = "NATS_CREDS", value_parser = file("NATS_CREDS"))]
     pub creds: Option<PathBuf>,
     /// Nkey seed file to log in with, as `shippy auth init` makes them.
-    #[arg(global = true, long = "nats-nkey", env = "NATS_NKEY")]
+    #[arg(global = true, long = "nats-nkey", env = "NATS_NKEY", value_parser = file("NATS_NKEY"))]
     pub nkey: Option<PathBuf>,
     /// CA certificate(s) to verify the server's TLS certificate with; turns TLS on.
-    #[arg(global = true, long = "nats-ca", env = "NATS_CA")]
+    #[arg(global = true, long = "nats-ca", env = "NATS_CA", value_parser = file("NATS_CA"))]
     pub ca: Option<PathBuf>,
     /// Client certificate for TLS (with `--nats-key`), when the server asks for one.
-    #[arg(global = true, long = "nats-cert", env = "NATS_CERT", requires = "key")]
+    #[arg(global = true, long = "nats-cert", env = "NATS_CERT", requires = "key", value_parser = file("NATS_CERT"))]
     pub cert: Option<PathBuf>,
     /// Private key of `--nats-cert`.
-    #[arg(global = true, long = "nats-key", env = "NATS_KEY", requires = "cert")]
+    #[arg(global = true, long = "nats-key", env = "NATS_KEY", requires = "cert", value_parser = file("NATS_KEY"))]
     pub key: Option<PathBuf>,
     /// Prefix of this process's reply inboxes; by default its role's
     /// (`_INBOX_<role>`), the one prefix `nats.conf` lets it subscribe to.
     #[arg(global = true, long = "nats-inbox-prefix", env = "NATS_INBOX_PREFIX")]
     pub inbox_prefix: Option<String>,
+}
+
+/// Parses a file named by flag or by `variable`, refusing an empty name (as
+/// `NATS_NKEY=` gives) with a reason that names the variable to set.
+fn file(variable: &'static str) -> impl Fn(&str) -> Result<PathBuf, String> + Clone + Send + Sync + 'static {
+    move |value: &str| {
+        if value.is_empty() {
+            Err(format!("empty: set {variable} to a file, or unset it"))
+        } else {
+            Ok(PathBuf::from(value))
+        }
+    }
 }
 
 /// Shows no secret: the URL's password and `--nats-password` print as `***`.

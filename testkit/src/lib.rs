@@ -39,6 +39,12 @@ const CONFIG_PATH: &str = "/etc/nats/test.conf";
 const PROJECT_CONFIG: &str = include_str!("../../nats.conf");
 const PROJECT_CONFIG_PATH: &str = "/etc/nats/nats.conf";
 const PROJECT_USERS_PATH: &str = "/etc/nats/auth/users.conf";
+/// The project's `nats-tls.conf` (`nats.conf` with TLS on), beside `nats.conf`, and
+/// where it finds the server's certificate and key.
+const PROJECT_TLS_CONFIG: &str = include_str!("../../nats-tls.conf");
+const PROJECT_TLS_CONFIG_PATH: &str = "/etc/nats/nats-tls.conf";
+const PROJECT_TLS_CERTIFICATE_PATH: &str = "/etc/nats/tls/server.pem";
+const PROJECT_TLS_KEY_PATH: &str = "/etc/nats/tls/server-key.pem";
 /// A guard against a test hanging forever; never a synchronisation point.
 pub const GUARD: Duration = Duration::from_secs(60);
 
@@ -79,6 +85,26 @@ impl Nats {
             vec![
                 (PROJECT_CONFIG_PATH.to_owned(), PROJECT_CONFIG.as_bytes().to_vec()),
                 (PROJECT_USERS_PATH.to_owned(), users.as_bytes().to_vec()),
+            ],
+        )
+        .await
+    }
+
+    /// [`Nats::start_with_project_config`] with TLS on, as `docker-compose.tls.yml`
+    /// runs it: the project's `nats-tls.conf`, with `certificate` and `key` (PEM, as
+    /// `scripts/tls-certs.sh` makes them) as the server's. Plain connections are refused.
+    ///
+    /// # Panics
+    /// If the container cannot be started.
+    pub async fn start_with_project_tls(users: &str, certificate: &str, key: &str) -> Self {
+        Self::start_with(
+            PROJECT_TLS_CONFIG_PATH,
+            vec![
+                (PROJECT_CONFIG_PATH.to_owned(), PROJECT_CONFIG.as_bytes().to_vec()),
+                (PROJECT_USERS_PATH.to_owned(), users.as_bytes().to_vec()),
+                (PROJECT_TLS_CONFIG_PATH.to_owned(), PROJECT_TLS_CONFIG.as_bytes().to_vec()),
+                (PROJECT_TLS_CERTIFICATE_PATH.to_owned(), certificate.as_bytes().to_vec()),
+                (PROJECT_TLS_KEY_PATH.to_owned(), key.as_bytes().to_vec()),
             ],
         )
         .await

@@ -289,6 +289,7 @@ fn kind(error: &RequestError) -> String {
         RequestError::NoResponders { .. } => "no responders".to_owned(),
         RequestError::Transport { source, .. } => format!("transport: {source}"),
         RequestError::InvalidReply { .. } => "invalid reply".to_owned(),
+        RequestError::Denied { .. } => "permission denied".to_owned(),
     }
 }
 

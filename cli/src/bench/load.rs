@@ -83,6 +83,7 @@ fn kind(error: &RequestError) -> String {
         RequestError::Service(error) => format!("{} {}", error.code, error.message),
         RequestError::Transport { source, .. } => format!("transport: {source}"),
         RequestError::InvalidReply { .. } => "invalid reply".to_owned(),
+        RequestError::Denied { action, subject, .. } => format!("permission denied: {action} {subject}"),
     }
 }
 

@@ -220,7 +220,12 @@ pub async fn run(
     let mut outcomes = Vec::new();
     for (name, target) in targets {
         // One request first: a service that is not there is a clear error, not a table of failures.
-        target.call(services).await.map_err(|error| anyhow::anyhow!("{name}: {error}"))?;
+        target.call(services).await.map_err(|error| match error {
+            shared::client::RequestError::Denied { .. } => {
+                anyhow::anyhow!("{name}: {error}; the bench runs as the admin: NATS_NKEY=nats-auth/admin/nkey")
+            }
+            error => anyhow::anyhow!("{name}: {error}"),
+        })?;
         let progress = progress_bar(name, window);
         let samples = load::drive(services, &target, plan.load, window, &progress).await;
         progress.finish_and_clear();

@@ -159,9 +159,7 @@ impl Echo {
     /// Subscribes on a fresh connection; requests sent after this returns reach it.
     pub(super) async fn start(config: &NatsConfig, timeout: std::time::Duration) -> anyhow::Result<Self> {
         use anyhow::Context as _;
-        let nats = shared::nats::connect_client(config, "shippy-bench-echo", shared::roles::CLIENT, timeout)
-            .await
-            .with_context(|| format!("cannot reach NATS at {}", config.redacted_url()))?;
+        let nats = Services::connect_named(config, "shippy-bench-echo", timeout).await?.nats().clone();
         // Unique to this run, so two benches on one server never answer each other.
         let run = uuid::Uuid::new_v4().simple().to_string();
         let subject = format!("_SHIPPY.bench.echo.{}", &run[..8]);
