@@ -38,6 +38,8 @@ copy_key admin
 export NATS_NKEY="$keys/admin"
 
 step "creates under node loss, a partition and worker crashes"
-cargo test --locked -p testkit --test cluster_faults -- --ignored --nocapture
+test_log="$(mktemp)"
+scratch "$test_log"
+cargo test --locked -p testkit --test cluster_faults -- --ignored --nocapture 2>&1 | tee "$test_log"
 
 step "passed"

@@ -147,8 +147,6 @@ const REFOLLOW_AFTER: Duration = Duration::from_millis(250);
 /// The most events taken in under one write of the state.
 const MAX_APPLY: usize = 256;
 
-/// How long a projection may take to catch up with the stream at start.
-const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(300);
 /// The least time between two follows started because a waiter saw a stall.
 const REFOLLOW_GAP: Duration = Duration::from_secs(1);
 
@@ -161,18 +159,9 @@ pub async fn follow<T: Fold>(
     stream: async_nats::jetstream::stream::Stream,
     projection: Arc<Projection<T>>,
 ) -> Result<DropGuard, StoreError> {
-    // A stream just created on a cluster may not answer at once: asked again, bounded.
     let started = std::time::Instant::now();
-    let caught_up_at = loop {
-        match crate::store::last_sequence(&stream).await {
-            Ok(last) => break last,
-            Err(error) if started.elapsed() < CATCH_UP_TIMEOUT => {
-                tracing::warn!(%error, "cannot read the event stream's state yet; trying again");
-                tokio::time::sleep(REFOLLOW_AFTER).await;
-            }
-            Err(error) => return Err(error),
-        }
-    };
+    let caught_up_at =
+        crate::store::until_answered("read the event stream's state", || crate::store::last_sequence(&stream)).await?;
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let client = client.clone();
@@ -206,7 +195,7 @@ pub async fn follow<T: Fold>(
     });
     let guard = stop.drop_guard();
     projection
-        .wait_for(caught_up_at, CATCH_UP_TIMEOUT)
+        .wait_for(caught_up_at, crate::store::START_TIMEOUT)
         .await
         .map_err(|behind| StoreError::new("catch up with the event stream", behind))?;
     tracing::info!(events = caught_up_at, took = ?started.elapsed(), "projection caught up with the event stream");

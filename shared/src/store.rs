@@ -169,20 +169,46 @@ pub async fn events(js: &jetstream::Context, config: &StoreConfig) -> Result<jet
         duplicate_window: Duration::from_secs(1),
         ..jetstream::stream::Config::default()
     });
-    let stream = js
-        .get_or_create_stream(events)
-        .await
-        .map_err(|error| StoreError::new(format!("open stream {EVENTS_STREAM}"), error))?;
     let feed = bounded_for_clients(config.stream(jetstream::stream::Config {
         name: FEED_STREAM.to_owned(),
         description: Some("shippy events, mirrored for clients to follow".to_owned()),
         mirror: Some(jetstream::stream::Source { name: EVENTS_STREAM.to_owned(), ..Default::default() }),
         ..jetstream::stream::Config::default()
     }));
-    js.get_or_create_stream(feed)
-        .await
-        .map_err(|error| StoreError::new(format!("open stream {FEED_STREAM}"), error))?;
+    let stream =
+        until_answered(&format!("open stream {EVENTS_STREAM}"), || js.get_or_create_stream(events.clone())).await?;
+    until_answered(&format!("open stream {FEED_STREAM}"), || js.get_or_create_stream(feed.clone())).await?;
     Ok(stream)
+}
+
+/// How long a worker starting keeps asking JetStream for what it needs to start.
+pub const START_TIMEOUT: Duration = Duration::from_secs(300);
+/// The pause between two of those asks.
+const START_RETRY_PAUSE: Duration = Duration::from_millis(250);
+
+/// Runs `operation` until it succeeds, for up to [`START_TIMEOUT`]: for what a
+/// worker needs at start. A stream of a cluster may have no leader for a few
+/// seconds (an election after a node was lost or cut off, a stream just created),
+/// and a worker starting then waits for it instead of exiting and being restarted.
+pub async fn until_answered<T, E, F>(operation: &str, mut attempt: impl FnMut() -> F) -> Result<T, StoreError>
+where
+    F: std::future::Future<Output = Result<T, E>>,
+    E: Into<async_nats::Error>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) => {
+                let error = StoreError::new(operation, error);
+                if started.elapsed() >= START_TIMEOUT {
+                    return Err(error);
+                }
+                tracing::warn!(%error, "JetStream did not answer yet; asking again");
+                tokio::time::sleep(START_RETRY_PAUSE).await;
+            }
+        }
+    }
 }
 
 /// Why an append to the event stream failed.

@@ -41,7 +41,7 @@ use shared::{
     model::{Consignment, Container, CreatedConsignment, CreatedVessel, ListConsignments, NewConsignment, NewVessel},
     nats::NatsConfig,
     roles,
-    store::EVENTS_STREAM,
+    store::{EVENTS_STREAM, FEED_STREAM},
     subjects::{consignment, vessel},
 };
 use testkit::cluster::{self, Project, StreamState};
@@ -100,9 +100,10 @@ impl Settings {
     }
 }
 
-/// The streams of the system: the one event stream.
+/// The streams of the system: the event stream and its mirror for clients (a
+/// worker starting opens both).
 fn streams() -> Vec<String> {
-    vec![EVENTS_STREAM.to_owned()]
+    vec![EVENTS_STREAM.to_owned(), FEED_STREAM.to_owned()]
 }
 
 /// One sending of a create, in time since the load began.

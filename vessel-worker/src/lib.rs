@@ -74,7 +74,9 @@ pub async fn start(config: &Config) -> anyhow::Result<VesselService> {
     let js = async_nats::jetstream::new(client.clone());
     let stream = shared::store::events(&js, &config.worker.store).await?;
     let log = JetStreamLog::new(js, stream.clone());
-    let added = Vessels::seed(&log, &fleet).await?;
+    // Seeding is idempotent (a vessel stored already is left as it is): asked again
+    // while the stream has no leader.
+    let added = shared::store::until_answered("seed the fleet", || Vessels::seed(&log, &fleet)).await?;
     tracing::info!(seeded = fleet.len(), added, "fleet seeded; vessels already stored were left as they are");
 
     let projection = Projection::new(Fleet::new(config.worker.idempotency_window()));
