@@ -1,6 +1,7 @@
 //! `shippy bench`: throughput and tail latency of the services under load, each
 //! scenario set against a bare NATS echo measured in the same run.
 
+mod lag;
 mod load;
 mod report;
 mod target;
@@ -12,6 +13,7 @@ use shared::nats::NatsConfig;
 
 use self::target::{Echo, Target};
 pub use self::{
+    lag::Lag,
     load::{Load, OPEN_LOOP_MAX_IN_FLIGHT, Window},
     report::{Outcome, Report},
 };
@@ -218,6 +220,7 @@ pub async fn run(
     }
     let window = Window { warmup: plan.warmup, duration: plan.duration };
     let mut outcomes = Vec::new();
+    let mut follow_lag = None;
     for (name, target) in targets {
         // One request first: a service that is not there is a clear error, not a table of failures.
         target.call(services).await.map_err(|error| match error {
@@ -227,12 +230,17 @@ pub async fn run(
             error => anyhow::anyhow!("{name}: {error}"),
         })?;
         let progress = progress_bar(name, window);
+        let probe =
+            if name == Scenario::Create.name() { Some(lag::Probe::start(services, &consignment).await?) } else { None };
         let samples = load::drive(services, &target, plan.load, window, &progress).await;
+        if let Some(probe) = probe {
+            follow_lag = Some(probe.finish().await);
+        }
         progress.finish_and_clear();
         outcomes.push(Outcome::new(name, target.subject.clone(), &samples, window));
     }
     drop(echo);
-    let report = Report::new(&nats.redacted_url(), plan.load, window, outcomes);
+    let report = Report::new(&nats.redacted_url(), plan.load, window, outcomes, follow_lag);
     match format {
         Some(Format::Json) => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
         Some(Format::Table) | None => write!(out, "{}", report.to_table())?,

@@ -2,9 +2,13 @@
 
 use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::load::{Load, Samples, Window};
+use super::{
+    lag::Lag,
+    load::{Load, Samples, Window},
+};
 use crate::output::{Kind, render, table};
 
 /// One scenario's figures.
@@ -35,6 +39,14 @@ pub struct Latency {
     pub max: u64,
 }
 
+impl Latency {
+    /// The percentiles of `histogram` (all zero when it is empty).
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        let at = |quantile| if histogram.is_empty() { 0 } else { histogram.value_at_quantile(quantile) };
+        Self { p50: at(0.5), p90: at(0.9), p99: at(0.99), p99_9: at(0.999), max: histogram.max() }
+    }
+}
+
 /// A scenario against `raw`: throughput as a fraction of raw's, p50 as a multiple of raw's.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct VsRaw {
@@ -46,14 +58,13 @@ impl Outcome {
     #[expect(clippy::cast_precision_loss, reason = "request counts stay far below 2^52")]
     pub fn new(scenario: &'static str, subject: String, samples: &Samples, window: Window) -> Self {
         let histogram = &samples.latency;
-        let at = |quantile| if histogram.is_empty() { 0 } else { histogram.value_at_quantile(quantile) };
         Self {
             scenario,
             subject,
             ok: histogram.len(),
             errors: samples.errors.clone(),
             throughput: histogram.len() as f64 / window.duration.as_secs_f64(),
-            latency_us: Latency { p50: at(0.5), p90: at(0.9), p99: at(0.99), p99_9: at(0.999), max: histogram.max() },
+            latency_us: Latency::of(histogram),
             vs_raw: None,
         }
     }
@@ -77,10 +88,20 @@ pub struct Report {
     pub warmup_ms: u128,
     pub duration_ms: u128,
     pub scenarios: Vec<Outcome>,
+    /// How far another follower of the event stream was behind the creates' replies
+    /// during `create` ([`super::lag`]); absent when `create` did not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow_lag: Option<Lag>,
 }
 
 impl Report {
-    pub fn new(nats_url: &str, load: Load, window: Window, mut scenarios: Vec<Outcome>) -> Self {
+    pub fn new(
+        nats_url: &str,
+        load: Load,
+        window: Window,
+        mut scenarios: Vec<Outcome>,
+        follow_lag: Option<Lag>,
+    ) -> Self {
         #[expect(clippy::cast_precision_loss, reason = "latencies in µs stay far below 2^52")]
         if let Some(raw) = scenarios.iter().find(|outcome| outcome.scenario == "raw").cloned() {
             for outcome in &mut scenarios {
@@ -102,6 +123,7 @@ impl Report {
             warmup_ms: window.warmup.as_millis(),
             duration_ms: window.duration.as_millis(),
             scenarios,
+            follow_lag,
         }
     }
 
@@ -154,6 +176,19 @@ impl Report {
             for (kind, count) in &outcome.errors {
                 let _ = writeln!(text, "{} errors: {count} × {kind}", outcome.scenario);
             }
+        }
+        if let Some(lag) = &self.follow_lag {
+            let after_reply_us = lag.after_reply_us;
+            let _ = writeln!(
+                text,
+                "follow lag (a create's reply → its event at another follower of the event stream; how stale a \
+                 list or find through another instance can be), {} probes: p50 {} p99 {} max {}{}",
+                lag.probes,
+                micros(after_reply_us.p50),
+                micros(after_reply_us.p99),
+                micros(after_reply_us.max),
+                if lag.unseen == 0 { String::new() } else { format!("; {} never seen", lag.unseen) },
+            );
         }
         text
     }
