@@ -24,17 +24,49 @@ pub struct Location {
     pub entry: u32,
 }
 
-/// Bookings, idempotency keys and where every consignment is.
+/// Bookings, idempotency keys, where every consignment is, and which events hold
+/// consignments.
 #[derive(Debug)]
 pub struct Consignments {
     ledger: Ledger,
     places: HashMap<Uuid, Location>,
+    /// The sequences of the created events, in stream order: of every vessel, and
+    /// by vessel. What a read of the stream must return (see [`Self::created_events`]).
+    events: Vec<u64>,
+    events_by_vessel: HashMap<String, Vec<u64>>,
 }
 
 impl Consignments {
     /// Nothing yet, remembering idempotency keys for `window`.
     pub fn new(window: Duration) -> Self {
-        Self { ledger: Ledger::new(window), places: HashMap::new() }
+        Self {
+            ledger: Ledger::new(window),
+            places: HashMap::new(),
+            events: Vec::new(),
+            events_by_vessel: HashMap::new(),
+        }
+    }
+
+    /// The sequences of the created events (onto `vessel_id`, if given) from `from`
+    /// to `to`, in order: what a read of that part of the stream returns from a
+    /// replica that holds it all.
+    pub fn created_events(&self, vessel_id: Option<&str>, from: u64, to: u64) -> &[u64] {
+        let events = match vessel_id {
+            Some(vessel_id) => self.events_by_vessel.get(vessel_id).map_or(&[][..], Vec::as_slice),
+            None => &self.events,
+        };
+        let start = events.partition_point(|&sequence| sequence < from);
+        let end = events.partition_point(|&sequence| sequence <= to).max(start);
+        &events[start..end]
+    }
+
+    /// Notes the created event at `sequence` onto `vessel_id` (in stream order).
+    fn note_event(&mut self, sequence: u64, vessel_id: &str) {
+        if self.events.last().is_some_and(|&last| last >= sequence) {
+            return;
+        }
+        self.events.push(sequence);
+        self.events_by_vessel.entry(vessel_id.to_owned()).or_default().push(sequence);
     }
 
     /// Takes in the created event at `sequence`, stored at `time_ms`, onto `vessel_id`.
@@ -85,6 +117,7 @@ impl Fold for Consignments {
     fn apply(&mut self, event: &Event) {
         // Vessels added are the vessel-worker's; only their sequence is passed over.
         if let Some(vessel_id) = consignment::created_vessel(&event.subject) {
+            self.note_event(event.sequence, vessel_id);
             match shared::projection::decode::<EventView>(event) {
                 Some(created) => self.take_in(event.sequence, event.time_ms, vessel_id, &created),
                 None => self.ledger.touch(event.sequence, vessel_id),
@@ -132,5 +165,27 @@ mod tests {
         assert_eq!(consignments.vessel("v2").booked.containers, 0);
         assert_eq!(consignments.vessel("v2").last_sequence, 2);
         assert_eq!(consignments.len(), 1);
+    }
+
+    #[test]
+    fn the_created_events_a_read_must_return_are_known_by_vessel_and_in_all() {
+        let mut consignments = Consignments::new(Duration::from_secs(60));
+        for (sequence, vessel) in [(2, "v1"), (3, "v2"), (5, "v1"), (5, "v1"), (8, "v2")] {
+            let created = |entry: u8| {
+                Event {
+                sequence,
+                subject: consignment::created_event(vessel),
+                time_ms: 0,
+                payload: serde_json::to_vec(&serde_json::json!({"consignments": [{"consignment": {"id": Uuid::from_u128(u128::from(entry)), "weight": 1, "containers": []}}]})).unwrap().into(),
+            }
+            };
+            consignments.apply(&created(u8::try_from(sequence).unwrap()));
+        }
+        assert_eq!(consignments.created_events(None, 1, 8), [2, 3, 5, 8], "each event once");
+        assert_eq!(consignments.created_events(None, 3, 7), [3, 5]);
+        assert_eq!(consignments.created_events(Some("v1"), 1, 8), [2, 5]);
+        assert_eq!(consignments.created_events(Some("v2"), 4, 8), [8]);
+        assert_eq!(consignments.created_events(Some("v3"), 1, 8), [] as [u64; 0]);
+        assert_eq!(consignments.created_events(None, 9, 4), [] as [u64; 0]);
     }
 }

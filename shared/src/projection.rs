@@ -147,6 +147,8 @@ const REFOLLOW_AFTER: Duration = Duration::from_millis(250);
 /// The most events taken in under one write of the state.
 const MAX_APPLY: usize = 256;
 
+/// How long a projection may take to catch up with the stream at start.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(300);
 /// The least time between two follows started because a waiter saw a stall.
 const REFOLLOW_GAP: Duration = Duration::from_secs(1);
 
@@ -195,25 +197,40 @@ pub async fn follow<T: Fold>(
     });
     let guard = stop.drop_guard();
     projection
-        .wait_for(caught_up_at, crate::store::START_TIMEOUT)
+        .wait_for(caught_up_at, CATCH_UP_TIMEOUT)
         .await
         .map_err(|behind| StoreError::new("catch up with the event stream", behind))?;
     tracing::info!(events = caught_up_at, took = ?started.elapsed(), "projection caught up with the event stream");
     Ok(guard)
 }
 
-/// Takes events in until the consumer fails; returns why.
+/// Takes events in until the consumer fails, or skips an event; returns why.
+///
+/// Nothing is ever deleted from the event stream, so its sequences have no holes:
+/// an event that does not follow the last one taken in means the server delivering
+/// them lacks the events between (a replica that lost them, as a fault test saw
+/// nats-server do after a partition). Taking it in would fold a history with holes,
+/// so the follower stops there and follows again from the first event missing.
 async fn take_in<T: Fold>(
     projection: &Projection<T>,
     events: impl futures::Stream<Item = Result<Event, StoreError>>,
 ) -> StoreError {
     let mut events = std::pin::pin!(events.ready_chunks(MAX_APPLY));
     while let Some(chunk) = events.next().await {
-        let mut taken = Vec::with_capacity(chunk.len());
+        let mut taken: Vec<Event> = Vec::with_capacity(chunk.len());
         let mut failed = None;
         for event in chunk {
-            match event {
-                Ok(event) => taken.push(event),
+            let event = match event {
+                Ok(event) => event,
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
+            };
+            let last = taken.last().map_or_else(|| projection.position(), |last| last.sequence);
+            match next_in_line(last, &event) {
+                Ok(true) => taken.push(event),
+                Ok(false) => {}
                 Err(error) => {
                     failed = Some(error);
                     break;
@@ -226,4 +243,58 @@ async fn take_in<T: Fold>(
         }
     }
     StoreError::new("follow the event stream", "the consumer ended")
+}
+
+/// Whether `event` is the one after sequence `last` (true), one taken in already
+/// (false), or comes after a hole (an error).
+fn next_in_line(last: u64, event: &Event) -> Result<bool, StoreError> {
+    match event.sequence {
+        sequence if sequence <= last => Ok(false),
+        sequence if sequence == last + 1 => Ok(true),
+        sequence => Err(StoreError::new(
+            "follow the event stream",
+            format!("event {sequence} came after {last}: the server that delivered it lacks the events between"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    /// The sequences taken in, in order.
+    #[derive(Debug, Default)]
+    struct Sequences(Vec<u64>);
+
+    impl Fold for Sequences {
+        fn apply(&mut self, event: &Event) {
+            self.0.push(event.sequence);
+        }
+    }
+
+    fn events(sequences: &[u64]) -> impl futures::Stream<Item = Result<Event, StoreError>> {
+        let events: Vec<_> = sequences
+            .iter()
+            .map(|&sequence| {
+                Ok(Event { sequence, subject: "vessel.added.v".to_owned(), time_ms: 0, payload: Bytes::new() })
+            })
+            .collect();
+        futures::stream::iter(events)
+    }
+
+    #[tokio::test]
+    async fn a_follower_takes_in_each_event_once_in_order_and_stops_at_a_hole() {
+        let projection = Projection::new(Sequences::default());
+        let stopped = take_in(&projection, events(&[1, 2, 2, 1, 3, 5, 6])).await;
+        assert!(stopped.to_string().contains("event 5 came after 3"), "{stopped}");
+        assert_eq!(projection.position(), 3);
+        assert_eq!(projection.read(|taken| taken.0.clone()), [1, 2, 3]);
+
+        // Followed again from the first event missing, it goes on.
+        let stopped = take_in(&projection, events(&[4, 5, 6])).await;
+        assert!(stopped.to_string().contains("the consumer ended"), "{stopped}");
+        assert_eq!(projection.read(|taken| taken.0.clone()), [1, 2, 3, 4, 5, 6]);
+    }
 }

@@ -181,34 +181,41 @@ pub async fn events(js: &jetstream::Context, config: &StoreConfig) -> Result<jet
     Ok(stream)
 }
 
-/// How long a worker starting keeps asking JetStream for what it needs to start.
-pub const START_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a worker starting keeps asking JetStream for one thing it needs to
+/// start: long enough to ride out a cluster's election (seconds), short enough that
+/// a lasting fault (JetStream off, a login without the permissions) ends the worker
+/// with its error within a minute.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The pause between two of those asks.
 const START_RETRY_PAUSE: Duration = Duration::from_millis(250);
 
-/// Runs `operation` until it succeeds, for up to [`START_TIMEOUT`]: for what a
-/// worker needs at start. A stream of a cluster may have no leader for a few
-/// seconds (an election after a node was lost or cut off, a stream just created),
-/// and a worker starting then waits for it instead of exiting and being restarted.
+/// Runs `attempt` until it succeeds, for up to [`START_TIMEOUT`]: for what a worker
+/// needs at start. A stream of a cluster may have no leader for a few seconds (an
+/// election after a node was lost or cut off, a stream just created), and a worker
+/// starting then waits for it instead of exiting and being restarted. Over NATS a
+/// lasting fault looks the same as a passing one (a request JetStream does not
+/// answer), so every failure is asked again, and the last is returned.
 pub async fn until_answered<T, E, F>(operation: &str, mut attempt: impl FnMut() -> F) -> Result<T, StoreError>
 where
     F: std::future::Future<Output = Result<T, E>>,
     E: Into<async_nats::Error>,
 {
     let started = std::time::Instant::now();
-    loop {
-        match attempt().await {
+    for failures in 1_u32.. {
+        let error = match attempt().await {
             Ok(value) => return Ok(value),
-            Err(error) => {
-                let error = StoreError::new(operation, error);
-                if started.elapsed() >= START_TIMEOUT {
-                    return Err(error);
-                }
-                tracing::warn!(%error, "JetStream did not answer yet; asking again");
-                tokio::time::sleep(START_RETRY_PAUSE).await;
-            }
+            Err(error) => StoreError::new(operation, error),
+        };
+        if started.elapsed() >= START_TIMEOUT {
+            return Err(error);
         }
+        // The 1st, 2nd, 4th, 8th... failure: the log shows the fault without a line every 250 ms.
+        if failures.is_power_of_two() {
+            tracing::warn!(%error, failures, "JetStream did not answer yet; asking again");
+        }
+        tokio::time::sleep(START_RETRY_PAUSE).await;
     }
+    unreachable!("fails for good within START_TIMEOUT, long before u32::MAX failures")
 }
 
 /// Why an append to the event stream failed.

@@ -549,6 +549,15 @@ async fn check_state(settings: &Settings, client: &Client, outcomes: &[Outcome])
         assert!(by_id.insert(consignment.id.as_str(), consignment).is_none(), "{} listed twice", consignment.id);
         *by_key.entry(consignment.description.as_str()).or_default() += 1;
     }
+    let missing: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|outcome| {
+            outcome.consignment.as_ref().is_some_and(|acknowledged| !by_id.contains_key(acknowledged.id.as_str()))
+        })
+        .collect();
+    if !missing.is_empty() {
+        explain_missing(settings, client, &missing, &by_key).await;
+    }
     for outcome in outcomes {
         let acknowledged = outcome.consignment.as_ref().expect("every create acknowledged");
         assert_eq!(
@@ -617,6 +626,100 @@ async fn check_state(settings: &Settings, client: &Client, outcomes: &[Outcome])
     println!("stored: {count} consignments, the same event stream on every node:");
     for (name, state) in &held {
         println!("  {name}: {} messages, last sequence {}", state.messages, state.last_seq);
+    }
+}
+
+/// Says, for acknowledged creates that no list shows, what the event stream holds
+/// of their keys (read from its first event by a consumer of the test's own) and
+/// what a get of each answers, so that a failure tells a lost write from a read
+/// that misses a stored one.
+async fn explain_missing(
+    settings: &Settings,
+    client: &Client,
+    missing: &[&Outcome],
+    listed_by_key: &HashMap<&str, u32>,
+) {
+    let mut held: HashMap<String, Vec<String>> = HashMap::new();
+    let mut sequences = std::collections::BTreeSet::new();
+    let mut from = 1;
+    loop {
+        let request = shared::store::BatchRequest {
+            from,
+            subject: consignment::CREATED_EVENTS.to_owned(),
+            batch: shared::store::MAX_BATCH,
+            max_bytes: None,
+            min_last_seq: None,
+        };
+        let messages = match shared::store::direct_batch(client, EVENTS_STREAM, &request, API_TIMEOUT).await {
+            Ok(messages) if !messages.is_empty() => messages,
+            Ok(_) => break,
+            Err(error) => {
+                eprintln!("cannot read the event stream from {from}: {error}");
+                break;
+            }
+        };
+        for message in &messages {
+            let Ok(created) = serde_json::from_slice::<shared::model::ConsignmentsCreated>(&message.payload) else {
+                continue;
+            };
+            for (entry, created) in created.consignments.iter().enumerate() {
+                let key = &created.consignment.description;
+                if missing.iter().any(|outcome| &outcome.key == key) {
+                    let place =
+                        format!("{} at {}.{entry} on {}", created.consignment.id, message.sequence, message.subject);
+                    held.entry(key.clone()).or_default().push(place);
+                    sequences.insert(message.sequence);
+                }
+            }
+        }
+        from = messages.last().map_or(u64::MAX, |message| message.sequence + 1);
+    }
+    // What each node holds at those sequences: a direct get goes to the replica of
+    // the server the client is connected to first.
+    for url in settings.url.split(',') {
+        let config = NatsConfig { nkey: std::env::var_os("NATS_NKEY").map(Into::into), ..NatsConfig::new(url) };
+        let Ok(node) = shared::nats::connect_client(&config, "shippy-cluster-faults", roles::ADMIN, API_TIMEOUT).await
+        else {
+            eprintln!("{url}: cannot connect");
+            continue;
+        };
+        for &sequence in sequences.iter().take(8) {
+            let request = shared::store::BatchRequest {
+                from: sequence,
+                subject: ">".to_owned(),
+                batch: 1,
+                max_bytes: None,
+                min_last_seq: None,
+            };
+            let held = shared::store::direct_batch(&node, EVENTS_STREAM, &request, API_TIMEOUT).await.map(|messages| {
+                messages
+                    .iter()
+                    .map(|message| {
+                        let text = String::from_utf8_lossy(&message.payload);
+                        format!("{} {} {}", message.sequence, message.subject, &text[..text.len().min(120)])
+                    })
+                    .collect::<Vec<_>>()
+            });
+            eprintln!("{url} ({}): at {sequence}: {held:?}", node.server_info().server_name);
+        }
+    }
+    for outcome in missing.iter().take(5) {
+        let acknowledged = outcome.consignment.as_ref().map(|consignment| consignment.id.clone()).unwrap_or_default();
+        let mut gets = Vec::new();
+        for _ in 0..4 {
+            let get = shared::model::GetConsignment { id: acknowledged.clone() };
+            let got: Result<shared::model::ConsignmentReply, _> =
+                request(client, consignment::GET, encode(&get).into(), API_TIMEOUT).await;
+            gets.push(got.map_or_else(|error| error.to_string(), |reply| reply.consignment.id));
+        }
+        eprintln!(
+            "acknowledged {acknowledged} for key {} ({} attempts) is not listed; the list holds the key {} times; \
+             the stream holds, for the key: {:?}; gets answered {gets:?}",
+            outcome.key,
+            outcome.attempts.len(),
+            listed_by_key.get(outcome.key.as_str()).copied().unwrap_or(0),
+            held.get(&outcome.key),
+        );
     }
 }
 
