@@ -542,7 +542,37 @@ async fn check_state(settings: &Settings, client: &Client, outcomes: &[Outcome])
         panic!("the nodes do not hold the same streams within {SETTLE:?}");
     };
 
-    let stored = testkit::list_all(client, ListConsignments::default(), API_TIMEOUT * 5).await;
+    // Each worker answers from its projection, which may lag the stream by its follow
+    // delay (README, "How stale each read can be"): the consignments and the fleet are
+    // read again until every vessel's bookings equal the consignments listed on it,
+    // bounded by SETTLE; the assertions below check the last reading.
+    let booked_as_stored = |stored: &[Consignment], fleet: &[shared::model::ListedVessel]| {
+        fleet.iter().all(|listed| {
+            let carried = stored.iter().filter(|consignment| consignment.vessel_id == listed.vessel.id);
+            let containers: usize = carried.clone().map(|consignment| consignment.containers.len()).sum();
+            let weight: u64 = carried.map(|consignment| consignment.weight).sum();
+            u64::from(listed.vessel.booked.containers) == u64::try_from(containers).unwrap()
+                && listed.vessel.booked.weight == weight
+        })
+    };
+    let read = || async {
+        let stored = testkit::list_all(client, ListConsignments::default(), API_TIMEOUT * 5).await;
+        (stored, testkit::list_vessels(client, API_TIMEOUT).await)
+    };
+    let caught_up = async {
+        loop {
+            let (stored, fleet) = read().await;
+            if booked_as_stored(&stored, &fleet) {
+                return (stored, fleet);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await; // polling the projections' state
+        }
+    };
+    let (stored, fleet) = match tokio::time::timeout(SETTLE, caught_up).await {
+        Ok(read) => read,
+        // Not within SETTLE: the assertions below say what is off.
+        Err(_) => read().await,
+    };
     let mut by_id = HashMap::new();
     let mut by_key: HashMap<&str, u32> = HashMap::new();
     for consignment in &stored {
@@ -569,32 +599,6 @@ async fn check_state(settings: &Settings, client: &Client, outcomes: &[Outcome])
         assert_eq!(by_key.get(outcome.key.as_str()), Some(&1), "create {} stored once", outcome.key);
     }
     let count = u64::try_from(stored.len()).unwrap();
-    // Each vessel-worker answers from its projection, which may lag the stream by
-    // its follow delay (README, "How stale each read can be"): the fleet is read
-    // until it has taken in every stored consignment, bounded by SETTLE.
-    let booked_as_stored = |fleet: &[shared::model::ListedVessel]| {
-        fleet.iter().all(|listed| {
-            let carried = stored.iter().filter(|consignment| consignment.vessel_id == listed.vessel.id);
-            let containers: usize = carried.clone().map(|consignment| consignment.containers.len()).sum();
-            let weight: u64 = carried.map(|consignment| consignment.weight).sum();
-            u64::from(listed.vessel.booked.containers) == u64::try_from(containers).unwrap()
-                && listed.vessel.booked.weight == weight
-        })
-    };
-    let caught_up = async {
-        loop {
-            let fleet = testkit::list_vessels(client, API_TIMEOUT).await;
-            if booked_as_stored(&fleet) {
-                return fleet;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await; // polling the projections' state
-        }
-    };
-    let fleet = match tokio::time::timeout(SETTLE, caught_up).await {
-        Ok(fleet) => fleet,
-        // Not within SETTLE: the assertions below say which vessel is off.
-        Err(_) => testkit::list_vessels(client, API_TIMEOUT).await,
-    };
     for listed in &fleet {
         let vessel = &listed.vessel;
         let carried: Vec<&Consignment> =
