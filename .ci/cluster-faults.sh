@@ -6,8 +6,10 @@
 # was lost, doubled or overbooked, and prints the figures), and tears it all down,
 # failed or not.
 #
-# Uses whatever images the environment selects (NATS_IMAGE, SHIPPY_DOCKERFILE), as
-# .ci/compose-e2e.sh does. SHIPPY_FAULT_RATE and SHIPPY_FAULT_SECS set the load.
+# Uses whatever images the environment or ./.env selects (NATS_IMAGE, SHIPPY_DOCKERFILE),
+# as a user's compose does and .ci/compose-e2e.sh too: under .ci/run, the offline
+# ones, which it writes into ./.env alone (scripts/offline-images.sh --env), with
+# none in the environment. SHIPPY_FAULT_RATE and SHIPPY_FAULT_SECS set the load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

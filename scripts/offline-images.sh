@@ -64,16 +64,32 @@ build_workers() {
 }
 
 # Sets each NAME=VALUE in ./.env: replaces the line for NAME, keeps every other line.
+# Written beside it and moved over it, so that .env is never half written; the file
+# in the making is removed if the script is stopped. An existing .env keeps its
+# mode; a new one gets the umask's, as any file written here (mktemp's 0600 is
+# not meant: .env holds settings, not secrets).
+env_tmp=
+trap 'rm -f -- "$env_tmp" "$env_tmp.next"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 write_env() {
-    local file=.env tmp setting
-    tmp="$(mktemp .env.XXXXXX)"
-    [ -f "$file" ] && cp "$file" "$tmp"
+    local file=.env setting
+    env_tmp="$(mktemp .env.XXXXXX)"
+    if [ -f "$file" ]; then
+        cp -p "$file" "$env_tmp"
+    else
+        chmod "$(printf '%o' $((0666 & ~$(umask))))" "$env_tmp"
+    fi
     for setting in "$@"; do
-        grep -v "^${setting%%=*}=" "$tmp" >"$tmp.next" || true
-        echo "$setting" >>"$tmp.next"
-        mv "$tmp.next" "$tmp"
+        { grep -v "^${setting%%=*}=" "$env_tmp" || true; } >"$env_tmp.next"
+        echo "$setting" >>"$env_tmp.next"
+        # Into the file in the making, which keeps its mode.
+        cat "$env_tmp.next" >"$env_tmp"
     done
-    mv "$tmp" "$file"
+    rm -f -- "$env_tmp.next"
+    mv "$env_tmp" "$file"
+    env_tmp=
     echo "wrote $file: $*"
 }
 

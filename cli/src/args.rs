@@ -179,8 +179,9 @@ pub struct CreateArgs {
     pub idempotency_key: Option<String>,
     /// How long to keep sending a create that failed for a passing reason (no reply,
     /// a timeout, no service, a 500/503/504) again, with the same key, waiting
-    /// 100ms doubling to 2s (with jitter) between sends; long enough by default to
-    /// ride out a NATS leader election (README, "Cluster"). `0s`: no retries.
+    /// 100ms doubling to 2s between sends, each wait 50-100% of that; long enough by
+    /// default to ride out a NATS leader election (README, "Cluster"). With no
+    /// service listening, at most 5s. `0s`: no retries.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub retry_for: Duration,
     /// At most this many retries of a create (default: as many as fit in --retry-for).

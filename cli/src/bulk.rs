@@ -24,7 +24,9 @@ pub struct Summary {
     pub total: usize,
     /// How many were created.
     pub created: usize,
-    /// Why the others were not, each reason with how often it happened.
+    /// Why the others were not, each reason with how often it happened: a line that
+    /// does not parse by its number and fault, a failed create by its
+    /// [kind](shared::client::RequestError::kind) (`404 no vessel available for …`).
     pub failed: BTreeMap<String, usize>,
     /// How long it took.
     pub took: Duration,
@@ -94,7 +96,8 @@ pub async fn create(
     let mut results = futures::stream::iter(parsed.into_iter().zip(keys))
         .map(|((origin, new), key)| async move {
             let new = new.map_err(|reason| format!("{origin}: {reason}"))?;
-            services.create(&new, &key, args.retry()).await.map_err(|error| error.to_string())
+            // Counted by kind: the details of an error reply (figures, ids) vary.
+            services.create(&new, &key, args.retry()).await.map_err(|error| error.kind())
         })
         .buffered(usize::from(args.concurrency));
     while let Some(result) = results.next().await {

@@ -11,7 +11,7 @@
 
 use std::{
     path::Path,
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -19,7 +19,7 @@ use async_nats::{ConnectErrorKind, Event, HeaderMap, ServerError};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use shared::{
-    client::RequestError,
+    client::{RequestError, backoff},
     codec::encode,
     model::{CreatedConsignment, NewConsignment},
     nats::NatsConfig,
@@ -42,6 +42,10 @@ pub struct Services {
     login: Arc<str>,
     /// What every reply inbox of this connection starts with.
     inbox_prefix: Arc<str>,
+    /// The server's refusal of the subscription to this connection's reply inbox,
+    /// once it has reported one: it is reported once a connection, and no reply
+    /// reaches the connection after it, so every later request fails with it at once.
+    inbox_denied: Arc<OnceLock<Denial>>,
 }
 
 /// A publish or subscribe the server refused: `Permissions Violation for Publish to "vessel.list"`.
@@ -77,18 +81,15 @@ pub struct Retry {
     pub most: Option<u32>,
 }
 
-/// The first wait before a retry; each next one doubles, up to [`LONGEST_BACKOFF`].
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-/// The longest wait between two retries.
-pub const LONGEST_BACKOFF: Duration = Duration::from_secs(2);
+/// How long a create is retried while no service listens on its subject, at most,
+/// whatever `--retry-for` says: long enough to cover a worker restarting, short
+/// enough that a create with no worker running fails soon. Timeouts and error
+/// replies that may pass (500, 503, 504) are retried for all of `--retry-for`.
+pub const NO_RESPONDERS_FOR: Duration = Duration::from_secs(5);
 
-/// The wait before retry `retry` (0 for the first): exponential from
-/// [`FIRST_BACKOFF`] to [`LONGEST_BACKOFF`], of which the first half is fixed and
-/// the second random (jitter), so that clients failed by the same fault spread out.
-pub fn backoff(retry: u32) -> Duration {
-    let full = FIRST_BACKOFF.saturating_mul(1 << retry.min(16)).min(LONGEST_BACKOFF);
-    full / 2 + (full / 2).mul_f64(fastrand::f64())
-}
+/// Whether this process has said that it retries a create nobody listens to: once
+/// a process, not once a consignment.
+static SAID_NO_RESPONDERS: std::sync::Once = std::sync::Once::new();
 
 impl Services {
     /// Connects as the role of the key given (the client's by default), failing at
@@ -102,10 +103,16 @@ impl Services {
         let role = role_of(config).unwrap_or(roles::CLIENT);
         let (denials, _) = broadcast::channel(DENIALS_KEPT);
         let heard = denials.clone();
+        let inbox_prefix: Arc<str> = config.inbox_prefix.as_deref().unwrap_or(role.inbox_prefix).into();
+        let inbox_denied = Arc::new(OnceLock::new());
+        let (inbox, denied) = (Arc::clone(&inbox_prefix), Arc::clone(&inbox_denied));
         let options = config.options(name, role).await?.connection_timeout(timeout).event_callback(move |event| {
             if let Event::ServerError(ServerError::Other(error)) = &event
                 && let Some(denial) = Denial::parse(error)
             {
+                if denial.action == "subscribe to" && denial.subject.starts_with(&*inbox) {
+                    let _ = denied.set(denial.clone());
+                }
                 // No receiver: no request is waiting to hear it.
                 let _ = heard.send(denial);
             }
@@ -115,8 +122,7 @@ impl Services {
             .connect(shared::nats::servers(&config.url))
             .await
             .map_err(|error| connect_failure(config, &error))?;
-        let inbox_prefix = config.inbox_prefix.as_deref().unwrap_or(role.inbox_prefix).into();
-        Ok(Self { nats, timeout, denials, login: login(config).into(), inbox_prefix })
+        Ok(Self { nats, timeout, denials, login: login(config).into(), inbox_prefix, inbox_denied })
     }
 
     /// Sends `payload` to `subject` and decodes the reply as `T` (or the error reply).
@@ -133,6 +139,10 @@ impl Services {
     ) -> Result<T, RequestError> {
         // Listening before `request` is first polled, so before anything is sent.
         let mut denials = self.denials.subscribe();
+        // Its reply inbox refused earlier: no reply can come, and the server does not say so again.
+        if let Some(denial) = self.inbox_denied.get() {
+            return Err(self.denied(denial.clone()));
+        }
         let denied = async {
             loop {
                 match denials.recv().await {
@@ -151,18 +161,33 @@ impl Services {
         tokio::select! {
             biased;
             result = request => result,
-            denial = denied => Err(RequestError::Denied {
-                action: denial.action.to_owned(),
-                subject: denial.subject,
-                login: self.login.to_string(),
-            }),
+            denial = denied => Err(self.denied(denial)),
+        }
+    }
+
+    fn denied(&self, denial: Denial) -> RequestError {
+        RequestError::Denied {
+            action: denial.action.to_owned(),
+            subject: denial.subject,
+            login: self.login.to_string(),
         }
     }
 
     /// Creates a consignment once under idempotency key `key`, sending it again
     /// with the same key, after a growing wait ([`backoff`]), while it fails for a
-    /// passing reason and `retry` allows. The last retry goes out at the latest
-    /// `retry.within` after the first send, and waits its timeout for the reply.
+    /// passing reason and `retry` allows.
+    ///
+    /// The deadline is `retry.within` after the call (just before the first send).
+    /// No send goes out past it, and none after a failure that came back past it,
+    /// so a send going out less than one timeout before the deadline may be the
+    /// last. Unless `retry.most` or a failure that does not pass ends it sooner, the
+    /// sends therefore span at least `retry.within` less one timeout (and less the
+    /// first send's wait for its reply subscription), and the create fails no
+    /// sooner than the deadline and no later than one timeout after it. While no
+    /// service listens
+    /// ([`RequestError::NoResponders`]), it is retried for at most
+    /// [`NO_RESPONDERS_FOR`] in a row, and the first such retry of the process says
+    /// so on stderr.
     pub async fn create(
         &self,
         new: &NewConsignment,
@@ -173,6 +198,8 @@ impl Services {
         headers.insert(consignment::IDEMPOTENCY_HEADER, key);
         let deadline = Instant::now() + retry.within;
         let mut retries = 0;
+        // When the current run of no-responders failures began.
+        let mut nobody_since: Option<Instant> = None;
         loop {
             let send = shared::client::request_with_headers(
                 &self.nats,
@@ -182,7 +209,23 @@ impl Services {
                 self.timeout,
             );
             let result = self.unless_denied(consignment::CREATE, send).await;
-            let left = deadline.saturating_duration_since(Instant::now());
+            let now = Instant::now();
+            let mut left = deadline.saturating_duration_since(now);
+            if let Err(RequestError::NoResponders { subject }) = &result {
+                let since = *nobody_since.get_or_insert(now);
+                let nobody_left = (since + NO_RESPONDERS_FOR).saturating_duration_since(now);
+                if !left.is_zero() && !nobody_left.is_zero() && retry.most.is_none_or(|most| retries < most) {
+                    SAID_NO_RESPONDERS.call_once(|| {
+                        eprintln!(
+                            "shippy: {subject}: no service is listening; retrying for up to {} (--retry-for)",
+                            humantime::format_duration(retry.within.min(NO_RESPONDERS_FOR))
+                        );
+                    });
+                }
+                left = left.min(nobody_left);
+            } else {
+                nobody_since = None;
+            }
             match result {
                 Err(error) if error.is_passing() && !left.is_zero() && retry.most.is_none_or(|most| retries < most) => {
                     tokio::time::sleep(backoff(retries).min(left)).await;
@@ -204,13 +247,18 @@ impl Services {
     }
 }
 
-/// The role whose key `config` logs in with, told by its path as `shippy auth init`
-/// writes it (`nats-auth/<role>/nkey`) or by its name (`<role>.nk`).
+/// The role whose key `config` logs in with, told by its file name (`<role>.nk`),
+/// or, for a file named `nkey`, by its folder as `shippy auth init` writes it
+/// (`nats-auth/<role>/nkey`).
 pub fn role_of(config: &NatsConfig) -> Option<Role> {
     let path = config.nkey.as_deref()?;
-    let directory = path.parent().and_then(Path::file_name).and_then(|name| name.to_str());
-    let stem = path.file_stem().and_then(|name| name.to_str());
-    directory.and_then(roles::named).or_else(|| stem.and_then(roles::named))
+    let name = path.file_name().and_then(|name| name.to_str())?;
+    if name == "nkey" {
+        let directory = path.parent().and_then(Path::file_name).and_then(|name| name.to_str())?;
+        roles::named(directory)
+    } else {
+        name.strip_suffix(".nk").and_then(roles::named)
+    }
 }
 
 /// Who `config` logs in as, for messages: `logged in as monitor`.
@@ -299,20 +347,13 @@ mod tests {
         assert_eq!(role_of(&with("nats-auth/monitor/nkey")), Some(roles::MONITOR));
         assert_eq!(role_of(&with("/home/me/admin.nk")), Some(roles::ADMIN));
         assert_eq!(role_of(&with("/home/me/mine.nk")), None);
+        // The file's name first: the folder tells only for a file named `nkey`.
+        assert_eq!(role_of(&with("/home/me/keys/admin/client.nk")), Some(roles::CLIENT));
+        assert_eq!(role_of(&with("/home/me/keys/admin/mine.nk")), None);
+        assert_eq!(role_of(&with("/home/me/admin/seed")), None);
+        assert_eq!(role_of(&with("admin/nkey")), Some(roles::ADMIN));
         assert_eq!(login(&with("/home/me/mine.nk")), "logged in with the nkey in /home/me/mine.nk");
         assert_eq!(login(&with("nats-auth/monitor/nkey")), "logged in as monitor");
         assert_eq!(login(&NatsConfig::default()), "not logged in");
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_to_its_cap() {
-        for retry in 0..20 {
-            let full = FIRST_BACKOFF.saturating_mul(1 << retry.min(16)).min(LONGEST_BACKOFF);
-            for _ in 0..100 {
-                let wait = backoff(retry);
-                assert!(wait >= full / 2 && wait <= full, "retry {retry}: {wait:?} outside {full:?}/2..={full:?}");
-            }
-        }
-        assert_eq!(FIRST_BACKOFF.saturating_mul(1 << 5).min(LONGEST_BACKOFF), LONGEST_BACKOFF);
     }
 }

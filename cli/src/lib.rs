@@ -1,8 +1,10 @@
 //! `shippy`: the command-line client of the shippy services.
 //!
 //! Each command is a few NATS requests through [`client::Services`]. On a terminal
-//! replies print as tables ([`output`]); piped, or with `-o json`, as JSON Lines,
-//! one shape per kind of thing (a consignment from `get` as from `list`). Any
+//! replies print as tables ([`output`]); piped, or with `-o json`, as JSON Lines
+//! (one object a line), except a single create's reply and the bench report, each
+//! one pretty-printed object; one shape per kind of thing (a consignment from `get`
+//! as from `list`). Any
 //! failure (NATS down, a login refused, a permission denied, no service listening,
 //! a timeout, an error reply, a consignment not created) ends the program with a
 //! one-line reason on stderr and status 1, or 2 for bad arguments ([`exit_code`]).

@@ -523,3 +523,22 @@ async fn a_permission_denial_is_reported_at_once() {
     );
     assert!(took < at_once, "took {took:?}");
 }
+
+/// The server reports a refused reply inbox once a connection: every request of
+/// that connection fails with it at once, not the first alone.
+#[tokio::test]
+async fn a_refused_reply_inbox_fails_every_request_of_its_connection_at_once() {
+    let deployment = Deployment::start().await;
+    let config =
+        NatsConfig { inbox_prefix: Some(roles::MONITOR.inbox_prefix.to_owned()), ..deployment.config(roles::CLIENT) };
+    let services = cli::client::Services::connect(&config, Duration::from_secs(30)).await.expect("connect");
+    for attempt in 0..3 {
+        let started = std::time::Instant::now();
+        let error = services.request::<VesselList>(vessel::LIST, "".into()).await.expect_err("denied");
+        assert!(
+            matches!(&error, shared::client::RequestError::Denied { action, .. } if action == "subscribe to"),
+            "attempt {attempt}: {error}"
+        );
+        assert!(started.elapsed() < TIMEOUT, "attempt {attempt} took {:?}", started.elapsed());
+    }
+}

@@ -90,7 +90,12 @@ impl ValidConsignment {
         let NewConsignment { description, weight, containers } = &self.request;
         let containers = containers
             .iter()
-            .map(|c| Container { id: &c.id, customer_id: &c.customer_id, origin: &c.origin, user_id: &c.user_id })
+            .map(|container| {
+                // Every field, named: a field added to the model does not compile
+                // here until it is decided whether it is part of the fingerprint.
+                let shared::model::Container { id, customer_id, origin, user_id } = container;
+                Container { id, customer_id, origin, user_id }
+            })
             .collect();
         let request = Request { description, weight: *weight, containers };
         Uuid::new_v5(&Uuid::NAMESPACE_OID, &shared::codec::encode(&request))

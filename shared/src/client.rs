@@ -76,7 +76,37 @@ pub async fn request_with_headers<T: DeserializeOwned>(
     decode_reply(subject, &reply)
 }
 
+/// The first wait before a retry; each next one doubles, up to [`LONGEST_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between two retries.
+pub const LONGEST_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The wait before retry `retry` (0 for the first): [`FIRST_BACKOFF`] doubling up
+/// to [`LONGEST_BACKOFF`], each wait 50–100 % of that (its first half fixed, the
+/// second random), so that clients failed by the same fault spread out.
+pub fn backoff(retry: u32) -> Duration {
+    let full = FIRST_BACKOFF.saturating_mul(1 << retry.min(16)).min(LONGEST_BACKOFF);
+    full / 2 + (full / 2).mul_f64(fastrand::f64())
+}
+
 impl RequestError {
+    /// The failure's kind, short enough for a table and stable enough to count:
+    /// the code and the first clause of an error reply (up to its first `:` or `;`,
+    /// before the ids, keys and figures of the details), else the variant.
+    pub fn kind(&self) -> String {
+        match self {
+            Self::Service(error) => {
+                let message = error.message.split([':', ';']).next().unwrap_or_default();
+                format!("{} {message}", error.code)
+            }
+            Self::TimedOut { .. } => "timeout".to_owned(),
+            Self::NoResponders { .. } => "no responders".to_owned(),
+            Self::Transport { source, .. } => format!("transport: {source}"),
+            Self::InvalidReply { .. } => "invalid reply".to_owned(),
+            Self::Denied { action, subject, .. } => format!("permission denied: {action} {subject}"),
+        }
+    }
+
     /// Whether the same request may pass if sent again: nothing answered, or the
     /// service said it could not finish for now (500, 503, 504). A create repeated
     /// with the same `Nats-Msg-Id` is safe to send again whatever the error.
@@ -125,4 +155,37 @@ fn service_error(reply: &Message) -> Option<ServiceError> {
         .unwrap_or(ErrorCode::Internal);
     let message = headers.get(ERROR_HEADER).map_or("unknown error", |value| value.as_str());
     Some(ServiceError::new(code, message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_each_wait_half_to_all_of_it() {
+        for retry in 0..20 {
+            let full = FIRST_BACKOFF.saturating_mul(1 << retry.min(16)).min(LONGEST_BACKOFF);
+            for _ in 0..100 {
+                let wait = backoff(retry);
+                assert!(wait >= full / 2 && wait <= full, "retry {retry}: {wait:?} outside {full:?}/2..={full:?}");
+            }
+        }
+        assert!(backoff(0) <= FIRST_BACKOFF && backoff(0) >= FIRST_BACKOFF / 2);
+        assert_eq!(FIRST_BACKOFF.saturating_mul(1 << 5).min(LONGEST_BACKOFF), LONGEST_BACKOFF);
+    }
+
+    #[test]
+    fn a_kind_is_the_first_clause_of_an_error_reply() {
+        let service = |code, message: &str| RequestError::Service(ServiceError::new(code, message));
+        let unfit = "no vessel available for 3 containers weighing 55000 kg: the most room left is on vessel002: \
+                     2 containers and 40000 kg; add a vessel with `shippy vessel add`";
+        assert_eq!(
+            service(ErrorCode::NotFound, unfit).kind(),
+            "404 no vessel available for 3 containers weighing 55000 kg"
+        );
+        assert_eq!(service(ErrorCode::Unavailable, "busy; try again").kind(), "503 busy");
+        assert_eq!(service(ErrorCode::Conflict, "taken").kind(), "409 taken");
+        assert_eq!(RequestError::NoResponders { subject: "x".into() }.kind(), "no responders");
+        assert_eq!(RequestError::TimedOut { subject: "x".into(), timeout: Duration::from_secs(1) }.kind(), "timeout");
+    }
 }

@@ -36,7 +36,7 @@ use async_nats::{Client, HeaderMap, jetstream};
 use futures::StreamExt as _;
 use hdrhistogram::Histogram;
 use shared::{
-    client::{RequestError, request, request_with_headers},
+    client::{RequestError, backoff, request, request_with_headers},
     codec::encode,
     model::{Consignment, Container, CreatedConsignment, CreatedVessel, ListConsignments, NewConsignment, NewVessel},
     nats::NatsConfig,
@@ -53,11 +53,9 @@ const NODES: [&str; 3] = ["nats-1", "nats-2", "nats-3"];
 const AUTH_SERVICE: &str = "nats-auth";
 /// Each attempt's wait for a reply.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The pause before a failed create is sent again (with the same key) the first
-/// time; it doubles with each failure up to [`MAX_RETRY_PAUSE`], less a random part
-/// of up to half, so that failed creates do not come back all at once.
+/// The pause between two probes for the cluster's coming back. A failed create is
+/// sent again (with the same key) after [`backoff`], the policy of `shippy create`.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
-const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
 /// How long a create is sent again before it counts as lost.
 const CREATE_DEADLINE: Duration = Duration::from_secs(90);
 /// How long a node or worker stays down (at least), and a node cut off.
@@ -242,13 +240,14 @@ async fn create_until_acknowledged(client: Client, start: Instant, due: Duration
                 return outcome;
             }
             Err(error) => {
-                *errors.lock().unwrap().entry(kind(&error)).or_default() += 1;
+                *errors.lock().unwrap().entry(error.kind()).or_default() += 1;
                 let passing = error.is_passing();
                 outcome.error = Some(error.to_string());
                 if !passing || start.elapsed() > due + CREATE_DEADLINE {
                     return outcome;
                 }
-                tokio::time::sleep(retry_pause(outcome.attempts.len())).await;
+                let retry = u32::try_from(outcome.attempts.len() - 1).unwrap_or(u32::MAX);
+                tokio::time::sleep(backoff(retry)).await;
             }
         }
     }
@@ -270,28 +269,6 @@ async fn create_once(client: &Client, key: &str) -> Result<CreatedConsignment, R
     let mut headers = HeaderMap::new();
     headers.insert(consignment::IDEMPOTENCY_HEADER, key);
     request_with_headers(client, consignment::CREATE, Some(headers), body.into(), ATTEMPT_TIMEOUT).await
-}
-
-/// The pause after `failures` failed attempts: exponential backoff with jitter.
-fn retry_pause(failures: usize) -> Duration {
-    let doubled = RETRY_PAUSE.saturating_mul(1 << failures.min(8).saturating_sub(1));
-    doubled.min(MAX_RETRY_PAUSE).mul_f64(fastrand::f64().mul_add(0.5, 0.5))
-}
-
-/// A failure's kind, for the counts in the report.
-fn kind(error: &RequestError) -> String {
-    match error {
-        RequestError::Service(error) => {
-            // Ids and keys vary; the first clause of the message does not.
-            let message = error.message.split([':', ';']).next().unwrap_or_default();
-            format!("{} {message}", error.code)
-        }
-        RequestError::TimedOut { .. } => "no reply within the attempt's timeout".to_owned(),
-        RequestError::NoResponders { .. } => "no responders".to_owned(),
-        RequestError::Transport { source, .. } => format!("transport: {source}"),
-        RequestError::InvalidReply { .. } => "invalid reply".to_owned(),
-        RequestError::Denied { .. } => "permission denied".to_owned(),
-    }
 }
 
 /// The faults of the module's documentation, one after another, each undone and

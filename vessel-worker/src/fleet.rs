@@ -42,6 +42,10 @@ pub struct NoRoom {
     pub asked: Load,
     /// The vessels with the most room left; `None` if no vessel is available.
     pub most: Option<MostRoom>,
+    /// Whether every available vessel is full: none takes even 1 container of 1 kg
+    /// (though some may have containers to spare and others weight). `false` if no
+    /// vessel is available.
+    pub full: bool,
 }
 
 /// The available vessel with the most containers left, and the one with the most
@@ -76,11 +80,7 @@ impl fmt::Display for NoRoom {
         write!(f, "no vessel available for {} weighing {weight} kg: ", containers(asked))?;
         match &self.most {
             None => f.write_str("no vessel is available")?,
-            Some(MostRoom { containers: most_containers, weight: most_weight })
-                if most_containers.remaining.containers == 0 || most_weight.remaining.weight == 0 =>
-            {
-                f.write_str("every available vessel is full")?;
-            }
+            Some(_) if self.full => f.write_str("every available vessel is full")?,
             Some(MostRoom { containers: most, weight: heaviest }) if most.vessel_id == heaviest.vessel_id => {
                 let Load { containers: left, weight } = most.remaining;
                 write!(f, "the most room left is on {}: {} and {weight} kg", most.vessel_id, containers(left))?;
@@ -151,8 +151,11 @@ impl Fleet {
     /// The first vessel, in id order, that fits `load`; if none does, why not:
     /// [`FleetError::NoVesselAvailable`] with the most room left in the fleet.
     pub fn find(&self, load: Load) -> Result<Vessel, FleetError> {
-        self.first_fit(load)
-            .ok_or_else(|| FleetError::NoVesselAvailable(NoRoom { asked: load, most: self.most_room() }))
+        self.first_fit(load).ok_or_else(|| {
+            let most = self.most_room();
+            let full = most.is_some() && self.first_fit(Load { containers: 1, weight: 1 }).is_none();
+            FleetError::NoVesselAvailable(NoRoom { asked: load, most, full })
+        })
     }
 
     /// The available vessels with the most containers and the most weight left, or
@@ -448,7 +451,7 @@ mod tests {
         };
         // No vessel at all, or none available.
         let empty = fleet([]);
-        assert_eq!(no_room(&empty), NoRoom { asked, most: None });
+        assert_eq!(no_room(&empty), NoRoom { asked, most: None, full: false });
         assert_eq!(
             no_room(&empty).to_string(),
             "no vessel available for 3 containers weighing 55000 kg: no vessel is available; \
@@ -493,6 +496,20 @@ mod tests {
         let mut full = fleet([new_vessel("a", 3, 100, true)]);
         full.book(1, 0, "a", &created(load(3, 10)));
         assert!(no_room(&full).to_string().contains(": every available vessel is full; add a vessel"));
+
+        // Each vessel full in one dimension only: none takes a container of 1 kg.
+        let mut halves = fleet([new_vessel("a", 5, 100, true), new_vessel("b", 5, 100, true)]);
+        halves.book(1, 0, "a", &created(load(0, 100)));
+        halves.book(2, 0, "b", &created(load(5, 1)));
+        let most = no_room(&halves).most.unwrap();
+        assert_eq!((most.containers, most.weight), (room("a", 5, 0), room("b", 0, 99)));
+        assert!(no_room(&halves).full);
+        assert_eq!(
+            no_room(&halves).to_string(),
+            "no vessel available for 3 containers weighing 55000 kg: every available vessel is full; \
+             add a vessel with `shippy vessel add`"
+        );
+        assert!(!no_room(&one).full, "b takes 2 containers of 54000 kg");
     }
 
     #[test]

@@ -63,7 +63,7 @@ impl Samples {
                 let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
                 self.latency.saturating_record(micros.max(1));
             }
-            Err(error) => *self.errors.entry(kind(&error)).or_default() += 1,
+            Err(error) => *self.errors.entry(error.kind()).or_default() += 1,
         }
     }
 
@@ -72,18 +72,6 @@ impl Samples {
         for (kind, count) in other.errors {
             *self.errors.entry(kind).or_default() += count;
         }
-    }
-}
-
-/// A failure's kind, short enough for a table and stable enough to count.
-fn kind(error: &RequestError) -> String {
-    match error {
-        RequestError::NoResponders { .. } => "no responders".to_owned(),
-        RequestError::TimedOut { .. } => "timeout".to_owned(),
-        RequestError::Service(error) => format!("{} {}", error.code, error.message),
-        RequestError::Transport { source, .. } => format!("transport: {source}"),
-        RequestError::InvalidReply { .. } => "invalid reply".to_owned(),
-        RequestError::Denied { action, subject, .. } => format!("permission denied: {action} {subject}"),
     }
 }
 

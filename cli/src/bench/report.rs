@@ -18,7 +18,8 @@ pub struct Outcome {
     pub subject: String,
     /// Successful replies.
     pub ok: u64,
-    /// Failed requests by kind (`timeout`, `no responders`, `404 no vessel available`, ...).
+    /// Failed requests by [kind](shared::client::RequestError::kind): `timeout`,
+    /// `no responders`, `404 no vessel available for 3 containers weighing 55000 kg`, ...
     pub errors: BTreeMap<String, u64>,
     /// Successful replies a second over the measured window.
     pub throughput: f64,
