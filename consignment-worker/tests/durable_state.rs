@@ -354,9 +354,14 @@ async fn consignments_and_bookings_survive_sigterm_sigkill_and_a_nats_restart() 
     nats.restart().await;
     let listed = tokio::time::timeout(GUARD, async {
         loop {
-            // The workers reconnect on their own; until then a request finds no responder.
+            // The workers reconnect on their own; until then a request finds no
+            // responder. Both are asked: the fleet is read next.
             let body = serde_json::to_vec(&ListConsignments::default()).unwrap();
-            if let Ok(page) = request::<ConsignmentList>(&client, consignment::LIST, body.into(), TIMEOUT).await {
+            let vessels =
+                request::<shared::model::VesselList>(&client, shared::subjects::vessel::LIST, "".into(), TIMEOUT);
+            if let Ok(page) = request::<ConsignmentList>(&client, consignment::LIST, body.into(), TIMEOUT).await
+                && vessels.await.is_ok()
+            {
                 return page.consignments.len();
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
