@@ -16,6 +16,9 @@ use shared::{
 
 use crate::error::ApiError;
 
+/// The pauses before a create is sent again, with the same key, while it fails for now.
+pub const CREATE_RETRY_BACKOFF: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(250)];
+
 /// The endpoints, over one NATS connection.
 #[derive(Debug, Clone)]
 pub struct Nats {
@@ -35,11 +38,23 @@ impl Nats {
     }
 
     /// `consignment.create`, with `key` as its `Nats-Msg-Id`: the same key gives the
-    /// same consignment.
+    /// same consignment, so a create that may pass if sent again (no responder, the
+    /// service unavailable or failing for now) is sent again, after each of
+    /// [`CREATE_RETRY_BACKOFF`]. A timeout is not retried: it has spent the time.
     pub async fn create_consignment(&self, new: &NewConsignment, key: &str) -> Result<CreatedConsignment, ApiError> {
         let mut headers = HeaderMap::new();
         headers.insert(consignment::IDEMPOTENCY_HEADER, key);
-        self.ask(consignment::CREATE, Some(headers), new).await
+        let mut backoff = CREATE_RETRY_BACKOFF.iter();
+        loop {
+            match self.request(consignment::CREATE, Some(headers.clone()), new).await {
+                Err(Some(error)) if error.is_passing() && !matches!(error, RequestError::TimedOut { .. }) => {
+                    let Some(pause) = backoff.next() else { return Err(error.into()) };
+                    tracing::debug!(%error, ?pause, "create failed for now; sending it again with its key");
+                    tokio::time::sleep(*pause).await;
+                }
+                result => return result.map_err(|error| error.map_or(ApiError::NatsUnavailable, ApiError::from)),
+            }
+        }
     }
 
     /// `consignment.get`.
@@ -73,17 +88,29 @@ impl Nats {
         headers: Option<HeaderMap>,
         body: &impl Serialize,
     ) -> Result<T, ApiError> {
+        self.request(subject, headers, body)
+            .await
+            .map_err(|error| error.map_or(ApiError::NatsUnavailable, ApiError::from))
+    }
+
+    /// The request's reply; `Err(None)` if NATS is unreachable, when nothing is sent.
+    async fn request<T: DeserializeOwned>(
+        &self,
+        subject: &str,
+        headers: Option<HeaderMap>,
+        body: &impl Serialize,
+    ) -> Result<T, Option<RequestError>> {
         // A request sent while disconnected would wait in the client's buffer until
         // it timed out: say at once that NATS is not there.
         if !self.is_connected() {
-            return Err(ApiError::NatsUnavailable);
+            return Err(None);
         }
         let payload = shared::codec::encode(body).into();
         request_with_headers(&self.client, subject, headers, payload, self.timeout).await.map_err(|error| {
             if !matches!(error, RequestError::Service(_)) {
                 tracing::warn!(%error, subject, "request failed");
             }
-            ApiError::from(error)
+            Some(error)
         })
     }
 }

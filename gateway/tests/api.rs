@@ -336,6 +336,14 @@ async fn every_error_has_its_status_and_the_error_body() {
     let refused = json(gateway.call(Method::GET, "/v1/consignments").send().await.unwrap()).await;
     assert_error(&refused, StatusCode::SERVICE_UNAVAILABLE, "consignment.list");
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    // A create is sent again a few times with its key (safe), then refused alike.
+    let started = Instant::now();
+    let refused_create = json(gateway.call(Method::POST, "/v1/consignments").json(&seed).send().await.unwrap()).await;
+    assert_error(&refused_create, StatusCode::SERVICE_UNAVAILABLE, "consignment.create");
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    // Error bodies match the document's ErrorBody.
+    let doc = openapi(gateway).await;
+    assert_matches_schema(&doc, "ErrorBody", &refused.1);
     drop(stack.nats);
 }
 
