@@ -59,6 +59,7 @@ impl Limits {
         let cors_origins = config
             .cors_origins
             .iter()
+            .filter(|origin| !origin.trim().is_empty())
             .map(|origin| {
                 HeaderValue::from_str(origin.trim()).map_err(|_| anyhow::anyhow!("invalid CORS origin {origin:?}"))
             })

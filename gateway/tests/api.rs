@@ -431,3 +431,19 @@ async fn without_tokens_it_starts_and_refuses_every_v1_route() {
     openapi(&gateway).await;
     gateway.running.stop().await.expect("a clean shutdown");
 }
+
+#[tokio::test]
+async fn the_binary_serves_until_sigterm_and_exits_cleanly() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let gateway = testkit::Process::start(
+        "gateway",
+        env!("CARGO_BIN_EXE_gateway"),
+        &[("NATS_URL", "nats://127.0.0.1:1"), ("GATEWAY_ADDR", &addr), ("SHUTDOWN_GRACE_MS", "2000")],
+        "gateway listening",
+    )
+    .await;
+    let health = reqwest::get(format!("http://{addr}/healthz")).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert!(gateway.terminate().await, "the gateway did not exit cleanly on SIGTERM");
+}
