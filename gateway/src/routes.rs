@@ -202,8 +202,12 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     }
 }
 
+/// The document, made once from the code.
+static OPENAPI_JSON: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| ApiDoc::openapi().to_pretty_json().unwrap_or_default());
+
 async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], ApiDoc::openapi().to_pretty_json().unwrap_or_default())
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON.as_str())
 }
 
 async fn no_route(uri: Uri) -> ApiError {
