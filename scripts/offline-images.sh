@@ -46,7 +46,7 @@ DOCKERFILE
 # The binaries, built on this host, and a runtime base made of exactly the shared
 # libraries they load (the host's glibc): a distroless-style base with no registry.
 build_workers() {
-    local bins=(consignment-worker vessel-worker shippy)
+    local bins=(consignment-worker vessel-worker shippy gateway)
     cargo build --release --locked $(printf -- '--bin %s ' "${bins[@]}")
     rm -rf "$work/bin" "$work/base" && mkdir -p "$work/bin" "$work/base/rootfs/etc"
     for bin in "${bins[@]}"; do install -m 0755 "target/release/$bin" "$work/bin/$bin"; done

@@ -132,6 +132,15 @@ pub enum AuthCommand {
         #[arg(long, value_parser = crate::auth::parse_owner)]
         owner: Option<(u32, u32)>,
     },
+    /// Print the gateway's API token that `init` made in DIR (DIR/api/token), for
+    /// `Authorization: Bearer`.
+    #[command(
+        after_help = "Examples:\n  curl -H \"Authorization: Bearer $(shippy auth token nats-auth)\" localhost:8080/v1/vessels"
+    )]
+    Token {
+        /// Where `init` wrote the keys.
+        dir: PathBuf,
+    },
 }
 
 /// `shippy vessel`.

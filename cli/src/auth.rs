@@ -7,10 +7,12 @@
 //! ```text
 //! DIR/server/users.conf      public keys only, as the variables nats.conf refers to
 //! DIR/<role>/nkey            the role's seed (its secret), mode 0600, for NATS_NKEY
+//! DIR/api/token              the gateway's API token (a secret), mode 0600, for its callers
+//! DIR/gateway/api-tokens     the token's SHA-256 hash, for the gateway's GATEWAY_TOKENS_FILE
 //! ```
 //!
-//! Seeds already there are kept, so running it again changes nothing; `--rotate`
-//! replaces the named roles' seeds. `users.conf` is always written anew from the
+//! Seeds and the token already there are kept, so running it again changes nothing;
+//! `--rotate` replaces the named roles' seeds (`api`: the token). `users.conf` is always written anew from the
 //! seeds, so the server learns a rotated key when it reloads its configuration.
 
 use std::{
@@ -23,7 +25,10 @@ use std::{
 use anyhow::{Context as _, bail};
 use nkeys::KeyPair;
 use serde::Serialize;
-use shared::roles::{self, Role};
+use shared::{
+    api_token,
+    roles::{self, Role},
+};
 
 /// The directory of the server's file, and that file.
 pub const SERVER_DIR: &str = "server";
@@ -65,7 +70,7 @@ pub struct Key {
 /// is given the role directories and seeds, for processes that run as another user.
 pub fn init(dir: &Path, rotate: &[String], owner: Option<(u32, u32)>) -> anyhow::Result<Vec<Key>> {
     for name in rotate {
-        if roles::named(name).is_none() {
+        if roles::named(name).is_none() && name != api_token::OPERATOR_DIR {
             bail!("no role {name}; the roles are {}", role_names());
         }
     }
@@ -87,7 +92,44 @@ pub fn init(dir: &Path, rotate: &[String], owner: Option<(u32, u32)>) -> anyhow:
     let server_dir = dir.join(SERVER_DIR);
     create_dir(&server_dir, 0o755, None)?;
     write_atomically(&server_dir.join(USERS_FILE), users_conf(&keys).as_bytes(), 0o644, None)?;
+    keys.push(api_token(dir, rotate.iter().any(|name| name == api_token::OPERATOR_DIR), owner)?);
     Ok(keys)
+}
+
+/// Makes (or keeps) the gateway's API token in `DIR/api/token` and writes its hash
+/// for the gateway; listed as the `api` entry, its hash in place of a public key.
+fn api_token(dir: &Path, rotate: bool, owner: Option<(u32, u32)>) -> anyhow::Result<Key> {
+    let operator_dir = dir.join(api_token::OPERATOR_DIR);
+    create_dir(&operator_dir, 0o700, owner)?;
+    let token_file = operator_dir.join(api_token::TOKEN_FILE);
+    let kept = if rotate { None } else { read_token(&token_file)? };
+    let (token, status) = if let Some(token) = kept {
+        (token, Status::Kept)
+    } else {
+        let token = api_token::generate();
+        write_atomically(&token_file, format!("{token}\n").as_bytes(), 0o600, owner)?;
+        (token, if rotate { Status::Rotated } else { Status::Created })
+    };
+    let hash = api_token::hash_line(&token);
+    let hashes = format!("# Made by `shippy auth init`: SHA-256 hashes of the gateway's API tokens.\n{hash}\n");
+    let gateway_dir = dir.join(roles::GATEWAY.name);
+    write_atomically(&gateway_dir.join(api_token::HASHES_FILE), hashes.as_bytes(), 0o644, owner)?;
+    Ok(Key { role: api_token::OPERATOR_DIR, public_key: hash, status, seed_file: token_file })
+}
+
+/// The token in `path`, or `None` if there is no file (or it is empty).
+fn read_token(path: &Path) -> anyhow::Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text.trim().to_owned()).filter(|token| !token.is_empty())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// The gateway API token `init` made in `dir`, for `shippy auth token`.
+pub fn token(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join(api_token::OPERATOR_DIR).join(api_token::TOKEN_FILE);
+    read_token(&path)?.with_context(|| format!("no token in {}: run `shippy auth init` first", path.display()))
 }
 
 /// A new user key, its seed written to `path`.
@@ -151,7 +193,11 @@ fn chown(path: &Path, owner: Option<(u32, u32)>) -> anyhow::Result<()> {
 }
 
 fn role_names() -> String {
-    roles::ALL.map(|role| role.name).join(", ")
+    format!(
+        "{} (and {} for the gateway's API token)",
+        roles::ALL.map(|role| role.name).join(", "),
+        api_token::OPERATOR_DIR
+    )
 }
 
 /// Parses `UID:GID`.
@@ -179,6 +225,7 @@ mod tests {
         );
 
         let rotated = init(dir, &["client".to_owned()], None).unwrap();
+        assert_eq!(rotated.last().unwrap().status, Status::Kept);
         for (before, after) in first.iter().zip(&rotated) {
             assert_eq!(after.status == Status::Rotated, before.role == "client");
             assert_eq!(after.public_key != before.public_key, before.role == "client");
@@ -194,6 +241,29 @@ mod tests {
             let seed = fs::read_to_string(&key.seed_file).unwrap();
             assert!(!users.contains(seed.trim()), "{}'s seed leaked into users.conf", key.role);
         }
+    }
+
+    #[test]
+    fn the_api_token_is_kept_and_only_its_hash_is_the_gateways() {
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
+        let first = init(dir, &[], None).unwrap();
+        let api = first.last().unwrap();
+        assert_eq!((api.role, api.status), (api_token::OPERATOR_DIR, Status::Created));
+        let secret = token(dir).unwrap();
+        assert_eq!(fs::metadata(&api.seed_file).unwrap().permissions().mode() & 0o777, 0o600);
+        let gateway_dir = dir.join(roles::GATEWAY.name);
+        let hashes = fs::read_to_string(gateway_dir.join(api_token::HASHES_FILE)).unwrap();
+        assert!(hashes.lines().any(|line| line == api_token::hash_line(&secret)), "{hashes}");
+        for entry in fs::read_dir(&gateway_dir).unwrap() {
+            let text = fs::read_to_string(entry.unwrap().path()).unwrap();
+            assert!(!text.contains(&secret), "the token rests in the gateway's directory");
+        }
+        assert_eq!(init(dir, &[], None).unwrap().last().unwrap().status, Status::Kept);
+        assert_eq!(token(dir).unwrap(), secret);
+        let rotated = init(dir, &["api".to_owned()], None).unwrap();
+        assert_eq!(rotated.last().unwrap().status, Status::Rotated);
+        assert_ne!(token(dir).unwrap(), secret);
     }
 
     #[test]

@@ -153,6 +153,9 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             let keys = auth::init(dir, rotate, *owner)?;
             output::keys(out, format, &keys)?;
         }
+        Command::Auth(AuthCommand::Token { dir }) => {
+            writeln!(out, "{}", auth::token(dir)?)?;
+        }
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "shippy", out);
         }

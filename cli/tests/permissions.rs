@@ -238,6 +238,17 @@ async fn each_role_can_do_its_job() {
     assert!(watched.status.success(), "shippy watch: {}", String::from_utf8_lossy(&watched.stderr));
     assert!(String::from_utf8_lossy(&watched.stdout).contains(&id));
 
+    // The gateway asks the endpoints on behalf of its HTTP callers.
+    let gateway = deployment.connect(roles::GATEWAY).await.client;
+    let got: ConsignmentReply =
+        request(&gateway, consignment::GET, shared::codec::encode(&GetConsignment { id: id.clone() }).into(), TIMEOUT)
+            .await
+            .expect("the gateway gets a consignment");
+    assert_eq!(got.consignment, created.consignment);
+    let fleet: VesselList =
+        request(&gateway, vessel::LIST, "".into(), TIMEOUT).await.expect("the gateway lists vessels");
+    assert!(!fleet.vessels.is_empty());
+
     // The monitor sees both services, as `nats micro ls` does.
     let monitor = deployment.connect(roles::MONITOR).await.client;
     assert_eq!(ping(&monitor, 2).await, ["consignment", "vessel"]);
@@ -257,6 +268,7 @@ async fn everything_else_is_refused_by_the_server() {
     let mut consignments = deployment.connect(roles::CONSIGNMENT_WORKER).await;
     let mut vessels = deployment.connect(roles::VESSEL_WORKER).await;
     let mut monitor = deployment.connect(roles::MONITOR).await;
+    let mut gateway = deployment.connect(roles::GATEWAY).await;
 
     // Answering in a service's place, or reading others' replies.
     client.subscribe_refused(vessel::FIND_AVAILABLE, Some(vessel::QUEUE_GROUP)).await;
@@ -271,12 +283,18 @@ async fn everything_else_is_refused_by_the_server() {
     vessels.subscribe_refused(consignment::CREATE, Some(consignment::QUEUE_GROUP)).await;
     vessels.subscribe_refused(vessel::FIND_AVAILABLE, Some("impostors")).await;
     monitor.subscribe_refused(consignment::CREATED_EVENTS, None).await;
+    gateway.subscribe_refused(consignment::CREATE, Some(consignment::QUEUE_GROUP)).await;
+    gateway.subscribe_refused("_INBOX_client.>", None).await;
+    gateway.subscribe_refused(consignment::CREATED_EVENTS, None).await;
 
     // Forging events, or writing what belongs to another role.
     let stored = events_stored(&admin).await;
     client.publish_refused(&consignment::created_event("vessel001")).await;
     vessels.publish_refused(&consignment::created_event("vessel001")).await;
     monitor.publish_refused(vessel::FIND_AVAILABLE).await;
+    gateway.publish_refused(&consignment::created_event("vessel001")).await;
+    gateway.publish_refused("$SRV.PING").await;
+    gateway.publish_refused("$JS.API.INFO").await;
     client.publish_refused(&vessel::added_event("vessel009")).await;
     consignments.publish_refused(&vessel::added_event("vessel009")).await;
     assert_eq!(events_stored(&admin).await, stored, "a refused publish was stored");

@@ -99,8 +99,11 @@ impl fmt::Display for ErrorCode {
 
 /// Why a request failed: a code and a message meant for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[error("{message} (code {code})")]
 pub struct ServiceError {
+    /// The HTTP-like status code (400, 404, 409, 413, 500, 503, 504).
+    #[cfg_attr(feature = "openapi", schema(value_type = u16))]
     pub code: ErrorCode,
     pub message: String,
 }
@@ -170,6 +173,7 @@ pub fn header_safe(text: &str) -> String {
 
 /// The JSON body of an error reply: `{"error":{"code":..,"message":..}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorReply {
     pub error: ServiceError,
 }

@@ -11,12 +11,15 @@
 //! * [`ledger`]: the booking rules both workers fold the stream with (no I/O), and
 //!   [`projection`]: keeping such folds in memory, current with the stream.
 //!
+//! [`api_token`] names the gateway's API token files and how a token is hashed.
+//!
 //! The rest is the edge both workers and the CLI stand on: [`config`] (the settings
 //! every worker shares), [`nats`] (connecting, as one of the [`roles`]),
 //! [`client`] (typed request-reply), [`service`] (serving endpoints as an ADR-32 NATS
 //! micro service with graceful shutdown, [`micro`] answering the ADR-32 discovery
 //! verbs), [`shutdown`] and [`telemetry`].
 
+pub mod api_token;
 pub mod background;
 pub mod client;
 pub mod codec;

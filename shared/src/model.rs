@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A shipping container inside a consignment.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Container {
     /// Optional in requests; the seed data leaves it out, and an empty one is left
@@ -18,6 +19,7 @@ pub struct Container {
 }
 
 /// The body of a `consignment.create` request.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewConsignment {
     pub description: String,
@@ -28,6 +30,7 @@ pub struct NewConsignment {
 }
 
 /// A stored consignment, booked onto a vessel.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Consignment {
     pub id: String,
@@ -38,6 +41,7 @@ pub struct Consignment {
 }
 
 /// Reply to `consignment.create`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedConsignment {
     pub created: bool,
@@ -46,6 +50,7 @@ pub struct CreatedConsignment {
 
 /// Body of `consignment.list`: one page of consignments, oldest first. Every field
 /// is optional, and an empty body asks for the first page.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListConsignments {
     /// The most consignments in the page (default and maximum in the consignment-worker).
@@ -63,6 +68,7 @@ pub struct ListConsignments {
 }
 
 /// Reply to `consignment.list`: a page of consignments, and where the next starts.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsignmentList {
     pub consignments: Vec<Consignment>,
@@ -73,18 +79,21 @@ pub struct ConsignmentList {
 }
 
 /// Body of `consignment.get`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetConsignment {
     pub id: String,
 }
 
 /// Reply to `consignment.get`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsignmentReply {
     pub consignment: Consignment,
 }
 
 /// Containers and weight: what a consignment needs, what a vessel has booked.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Load {
     pub containers: u32,
@@ -93,6 +102,7 @@ pub struct Load {
 }
 
 /// A vessel in the fleet, with what is booked on it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vessel {
     pub id: String,
@@ -121,6 +131,7 @@ impl Vessel {
 }
 
 /// The body of `vessel.create`, and an entry of a `FLEET_FILE`: a vessel with nothing booked.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewVessel {
     /// Optional: one is assigned when left out.
@@ -151,6 +162,7 @@ fn available_by_default() -> bool {
 ///
 /// A read-only question (which vessel has room?), answered from the vessel-worker's
 /// projection of the event stream: nothing is booked by asking.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Specification {
     /// Containers to carry.
@@ -172,6 +184,7 @@ impl Specification {
 }
 
 /// An entry of `vessel.list`: the vessel and what it can still take.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListedVessel {
     #[serde(flatten)]
@@ -186,12 +199,14 @@ impl From<Vessel> for ListedVessel {
 }
 
 /// Reply to `vessel.find_available`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VesselReply {
     pub vessel: Vessel,
 }
 
 /// Reply to `vessel.create`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedVessel {
     pub created: bool,
@@ -200,6 +215,7 @@ pub struct CreatedVessel {
 
 /// Body of `vessel.list`: one page of the fleet, in id order. Every field is
 /// optional, and an empty body asks for the first page.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListVessels {
     /// The most vessels in the page (default and maximum in the vessel-worker).
@@ -211,6 +227,7 @@ pub struct ListVessels {
 }
 
 /// Reply to `vessel.list`: a page of the fleet, in id order, and where the next starts.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VesselList {
     pub vessels: Vec<ListedVessel>,
@@ -222,12 +239,14 @@ pub struct VesselList {
 /// A `consignment.created.<vessel_id>` event: consignments booked onto one vessel
 /// in one durable append (one or more creates, group-committed), in the order they
 /// were booked. The one durable fact of a create; everything else is derived from it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsignmentsCreated {
     pub consignments: Vec<CreatedEntry>,
 }
 
 /// One consignment of a [`ConsignmentsCreated`] event.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedEntry {
     pub consignment: Consignment,
@@ -253,6 +272,7 @@ impl CreatedEntry {
 /// A create's idempotency key as stored: a name-based UUID of the `Nats-Msg-Id`,
 /// and a fingerprint of the request, so that the key reused for another
 /// consignment is told apart.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Idempotency {
     pub key: uuid::Uuid,

@@ -38,6 +38,10 @@ pub const CONSIGNMENT_WORKER: Role = Role {
 /// public endpoints and the `$SRV` verbs, and follow the `consignment.created.*` events.
 pub const CLIENT: Role = Role { name: "client", inbox_prefix: "_INBOX_client", nkey_variable: "CLIENT_NKEY" };
 
+/// The HTTP gateway: a client of the public endpoints on behalf of HTTP callers;
+/// may ask them and nothing else (no `$SRV`, no stream).
+pub const GATEWAY: Role = Role { name: "gateway", inbox_prefix: "_INBOX_gateway", nkey_variable: "GATEWAY_NKEY" };
+
 /// Read-only monitoring: `nats micro ls|info|stats`, the `$SRV` verbs and nothing else.
 pub const MONITOR: Role = Role { name: "monitor", inbox_prefix: "_INBOX_monitor", nkey_variable: "MONITOR_NKEY" };
 
@@ -46,7 +50,7 @@ pub const MONITOR: Role = Role { name: "monitor", inbox_prefix: "_INBOX_monitor"
 pub const ADMIN: Role = Role { name: "admin", inbox_prefix: "_INBOX_admin", nkey_variable: "ADMIN_NKEY" };
 
 /// Every role, in the order `users.conf` lists them.
-pub const ALL: [Role; 5] = [VESSEL_WORKER, CONSIGNMENT_WORKER, CLIENT, MONITOR, ADMIN];
+pub const ALL: [Role; 6] = [VESSEL_WORKER, CONSIGNMENT_WORKER, CLIENT, GATEWAY, MONITOR, ADMIN];
 
 /// The role named `name`.
 pub fn named(name: &str) -> Option<Role> {

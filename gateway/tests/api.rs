@@ -1,0 +1,449 @@
+//! The gateway's HTTP API against the real stack: a NATS server in a container,
+//! both workers in-process, the gateway on 127.0.0.1:0, and a real HTTP client.
+
+use std::{
+    num::NonZeroU32,
+    time::{Duration, Instant},
+};
+
+use reqwest::{Method, StatusCode, header};
+use serde_json::{Value, json};
+use shared::model::NewConsignment;
+use testkit::{GUARD, Nats, Running};
+
+const TOKEN: &str = "test-token-0123456789";
+const SEED: &str = include_str!("../../consignment.json");
+
+/// A gateway serving on a task of its own, and how to reach it.
+struct Gateway {
+    base: String,
+    http: reqwest::Client,
+    running: Running<anyhow::Result<()>>,
+    _tokens: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// A gateway on `nats_url` that accepts [`TOKEN`] (none if `tokens` is false),
+    /// with `configure` applied to its configuration.
+    async fn start(nats_url: &str, tokens: bool, configure: impl FnOnce(&mut gateway::Config)) -> Self {
+        let dir = tempfile::tempdir().expect("a scratch directory");
+        let mut config = gateway::Config::new(nats_url);
+        config.addr = "127.0.0.1:0".parse().unwrap();
+        if tokens {
+            let file = dir.path().join("api-tokens");
+            std::fs::write(&file, format!("# test\n{}\n", shared::api_token::hash_line(TOKEN))).unwrap();
+            config.tokens_file = Some(file);
+        }
+        configure(&mut config);
+        let gateway = gateway::Gateway::start(&config).await.expect("start the gateway");
+        let base = format!("http://{}", gateway.local_addr().unwrap());
+        let running = Running::spawn(|shutdown| gateway.serve(shutdown));
+        let http = reqwest::Client::builder().timeout(GUARD).build().unwrap();
+        Self { base, http, running, _tokens: dir }
+    }
+
+    /// A request to `path`, with the token.
+    fn call(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base)).bearer_auth(TOKEN)
+    }
+
+    /// A request to `path`, with no token.
+    fn anonymous(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    /// Waits until `/readyz` answers `status`: the gateway's view of its NATS connection.
+    async fn wait_ready(&self, status: StatusCode) {
+        let ready = async {
+            let mut poll = tokio::time::interval(Duration::from_millis(20));
+            loop {
+                poll.tick().await;
+                if self.anonymous(Method::GET, "/readyz").send().await.unwrap().status() == status {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(GUARD, ready).await.unwrap_or_else(|_| panic!("/readyz never answered {status}"));
+    }
+}
+
+/// NATS, both workers, and a gateway in front of them.
+struct Stack {
+    nats: Nats,
+    workers: Vec<Running<Result<(), shared::service::Error>>>,
+    gateway: Gateway,
+}
+
+impl Stack {
+    async fn start(configure: impl FnOnce(&mut gateway::Config)) -> Self {
+        let nats = Nats::start().await;
+        let vessels = vessel_worker::start(&vessel_worker::Config::new(nats.url())).await.expect("vessel-worker");
+        let consignments =
+            consignment_worker::start(&consignment_worker::Config::new(nats.url())).await.expect("consignment-worker");
+        let workers = vec![testkit::serve(vessels), testkit::serve(consignments)];
+        let gateway = Gateway::start(nats.url(), true, configure).await;
+        gateway.wait_ready(StatusCode::OK).await;
+        Self { nats, workers, gateway }
+    }
+}
+
+/// The response's status and JSON body.
+async fn json(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|error| panic!("{status}: not JSON ({error}): {text:?}"));
+    (status, body)
+}
+
+/// Checks an error response: `status`, the error body with that code, and a
+/// message containing `needle`.
+#[track_caller]
+fn assert_error(response: &(StatusCode, Value), status: StatusCode, needle: &str) {
+    let (got, body) = response;
+    assert_eq!(*got, status, "{body}");
+    assert_eq!(body["error"]["code"], status.as_u16(), "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_else(|| panic!("no message: {body}"));
+    assert!(message.contains(needle), "{message:?} does not contain {needle:?}");
+    assert_eq!(body.as_object().unwrap().len(), 1, "only `error`: {body}");
+}
+
+/// The OpenAPI document, checked to be OpenAPI 3.1 with valid JSON Schema
+/// (2020-12, the 3.1 dialect) for every component.
+async fn openapi(gateway: &Gateway) -> Value {
+    let (status, doc) = json(gateway.anonymous(Method::GET, "/openapi.json").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1."), "{}", doc["openapi"]);
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/v1/consignments", &["get", "post"][..]),
+        ("/v1/consignments/{id}", &["get"]),
+        ("/v1/vessels", &["get", "post"]),
+        ("/v1/vessels/available", &["get"]),
+        ("/healthz", &["get"]),
+        ("/readyz", &["get"]),
+    ] {
+        for method in methods {
+            let operation = &paths[path][method];
+            assert!(operation["responses"].is_object(), "{method} {path} is not documented");
+        }
+    }
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+        let mut schema = schema.clone();
+        schema["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
+        if let Err(error) = jsonschema::meta::validate(&schema) {
+            panic!("components.schemas.{name} is not JSON Schema 2020-12: {error}");
+        }
+    }
+    doc
+}
+
+/// Checks `instance` against the component schema `name` of the OpenAPI document.
+#[track_caller]
+fn assert_matches_schema(doc: &Value, name: &str, instance: &Value) {
+    let mut root = doc.clone();
+    root["$ref"] = json!(format!("#/components/schemas/{name}"));
+    let validator = jsonschema::draft202012::new(&root).unwrap_or_else(|error| panic!("schema {name}: {error}"));
+    let errors: Vec<String> = validator.iter_errors(instance).map(|error| error.to_string()).collect();
+    assert!(errors.is_empty(), "{instance} does not match {name}: {errors:?}");
+}
+
+#[tokio::test]
+async fn every_route_answers_and_its_body_matches_the_openapi_document() {
+    let stack = Stack::start(|_| {}).await;
+    let gateway = &stack.gateway;
+    let doc = openapi(gateway).await;
+
+    let (status, health) = json(gateway.anonymous(Method::GET, "/healthz").send().await.unwrap()).await;
+    assert_eq!((status, health["status"].as_str()), (StatusCode::OK, Some("ok")));
+
+    // Create, with a key: 201, Location, the consignment booked onto a vessel.
+    let seed: NewConsignment = serde_json::from_str(SEED).unwrap();
+    let created = gateway
+        .call(Method::POST, "/v1/consignments")
+        .header("Idempotency-Key", "order-1")
+        .json(&seed)
+        .send()
+        .await
+        .unwrap();
+    let location = created.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert_eq!(created.headers()["idempotency-key"], "order-1");
+    let (status, consignment) = json(created).await;
+    assert_eq!(status, StatusCode::CREATED, "{consignment}");
+    assert_matches_schema(&doc, "Consignment", &consignment);
+    let id = consignment["id"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/v1/consignments/{id}"));
+    assert_eq!(consignment["description"], seed.description);
+    assert_eq!(consignment["vessel_id"], "vessel001");
+
+    // The same key again: the same consignment.
+    let again = gateway
+        .call(Method::POST, "/v1/consignments")
+        .header("Idempotency-Key", "order-1")
+        .json(&seed)
+        .send()
+        .await
+        .unwrap();
+    let (status, replayed) = json(again).await;
+    assert_eq!((status, &replayed), (StatusCode::CREATED, &consignment));
+
+    // No key: the gateway makes one and says which, so a retry is safe.
+    let unkeyed = gateway.call(Method::POST, "/v1/consignments").json(&seed).send().await.unwrap();
+    let key = unkeyed.headers()["idempotency-key"].to_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&key).is_ok(), "{key}");
+    let (status, second) = json(unkeyed).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_ne!(second["id"], consignment["id"]);
+
+    // Read back.
+    let (status, read) = json(gateway.call(Method::GET, &location).send().await.unwrap()).await;
+    assert_eq!((status, &read), (StatusCode::OK, &consignment));
+
+    // Pages: one at a time, the next named by the body's cursor and the Link header.
+    let first = gateway.call(Method::GET, "/v1/consignments?limit=1").send().await.unwrap();
+    let link = first.headers()[header::LINK].to_str().unwrap().to_owned();
+    let (status, page) = json(first).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_matches_schema(&doc, "ConsignmentList", &page);
+    assert_eq!(page["consignments"][0]["id"], consignment["id"]);
+    let next = page["next"].as_str().unwrap();
+    let target = link.strip_prefix('<').and_then(|rest| rest.split_once(">; rel=\"next\"")).unwrap().0;
+    assert!(target.starts_with("/v1/consignments?limit=1&cursor="), "{link}");
+    let (status, page) = json(gateway.call(Method::GET, target).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["consignments"][0]["id"], second["id"]);
+    assert_ne!(page["next"].as_str(), Some(next));
+    // Filters pass through.
+    let (status, page) =
+        json(gateway.call(Method::GET, "/v1/consignments?vessel_id=nowhere").send().await.unwrap()).await;
+    assert_eq!((status, page["consignments"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)));
+    let (status, page) =
+        json(gateway.call(Method::GET, "/v1/consignments?user_id=user001").send().await.unwrap()).await;
+    assert_eq!((status, page["consignments"].as_array().map(Vec::len)), (StatusCode::OK, Some(2)));
+
+    // Vessels: the fleet, paged; one added; one found.
+    let (status, fleet) = json(gateway.call(Method::GET, "/v1/vessels").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_matches_schema(&doc, "VesselList", &fleet);
+    assert!(fleet["vessels"].as_array().unwrap().iter().any(|vessel| vessel["id"] == "vessel001"), "{fleet}");
+    let paged = gateway.call(Method::GET, "/v1/vessels?limit=1").send().await.unwrap();
+    assert!(paged.headers()[header::LINK].to_str().unwrap().starts_with("</v1/vessels?limit=1&cursor="));
+    let big = json!({"id": "gw-big", "capacity": 10_000, "max_weight": 100_000_000, "name": "Big"});
+    let (status, added) = json(gateway.call(Method::POST, "/v1/vessels").json(&big).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert_matches_schema(&doc, "Vessel", &added);
+    assert_eq!(added["id"], "gw-big");
+    let (status, found) = json(
+        gateway.call(Method::GET, "/v1/vessels/available?capacity=5000&max_weight=50000000").send().await.unwrap(),
+    )
+    .await;
+    assert_eq!((status, &found["id"]), (StatusCode::OK, &json!("gw-big")), "{found}");
+
+    // Shuts down cleanly: in-flight requests done, NATS drained.
+    stack.gateway.running.stop().await.expect("a clean shutdown");
+    for worker in stack.workers {
+        worker.stop().await.unwrap();
+    }
+    drop(stack.nats);
+}
+
+#[tokio::test]
+async fn every_error_has_its_status_and_the_error_body() {
+    let stack = Stack::start(|config| config.max_request_bytes = 4096).await;
+    let gateway = &stack.gateway;
+    let seed: NewConsignment = serde_json::from_str(SEED).unwrap();
+    let post = |body: &'static str| {
+        gateway.call(Method::POST, "/v1/consignments").header(header::CONTENT_TYPE, "application/json").body(body)
+    };
+
+    // 400: malformed JSON, a field of the wrong type, a service rule broken.
+    assert_error(&json(post(r#"{"description": "#).send().await.unwrap()).await, StatusCode::BAD_REQUEST, "invalid");
+    assert_error(
+        &json(post(r#"{"description":"d","weight":-5,"containers":[]}"#).send().await.unwrap()).await,
+        StatusCode::BAD_REQUEST,
+        "weight",
+    );
+    assert_error(&json(post("[1, 2]").send().await.unwrap()).await, StatusCode::BAD_REQUEST, "array");
+    // 415: not JSON, or no content type at all.
+    let text = gateway.call(Method::POST, "/v1/consignments").header(header::CONTENT_TYPE, "text/plain").body(SEED);
+    assert_error(&json(text.send().await.unwrap()).await, StatusCode::UNSUPPORTED_MEDIA_TYPE, "application/json");
+    let bare = gateway.call(Method::POST, "/v1/vessels").body("{}");
+    assert_error(&json(bare.send().await.unwrap()).await, StatusCode::UNSUPPORTED_MEDIA_TYPE, "application/json");
+    // 413: larger than the limit, with or without a Content-Length.
+    let big = format!(r#"{{"description":"{}","weight":1,"containers":[]}}"#, "x".repeat(8192));
+    let oversized = gateway.call(Method::POST, "/v1/consignments").header(header::CONTENT_TYPE, "application/json");
+    assert_error(&json(oversized.body(big.clone()).send().await.unwrap()).await, StatusCode::PAYLOAD_TOO_LARGE, "");
+    let stream = chunked_body(big.as_bytes());
+    let chunked = gateway.call(Method::POST, "/v1/consignments").header(header::CONTENT_TYPE, "application/json");
+    assert_error(&json(chunked.body(stream).send().await.unwrap()).await, StatusCode::PAYLOAD_TOO_LARGE, "4096");
+    // 400: a bad cursor, a bad limit, a missing or bad query parameter, a bad key.
+    let bad_cursor = gateway.call(Method::GET, "/v1/consignments?cursor=not-a-cursor").send().await.unwrap();
+    assert_error(&json(bad_cursor).await, StatusCode::BAD_REQUEST, "cursor");
+    assert_error(
+        &json(gateway.call(Method::GET, "/v1/consignments?limit=lots").send().await.unwrap()).await,
+        StatusCode::BAD_REQUEST,
+        "limit",
+    );
+    assert_error(
+        &json(gateway.call(Method::GET, "/v1/vessels/available?capacity=3").send().await.unwrap()).await,
+        StatusCode::BAD_REQUEST,
+        "max_weight",
+    );
+    let spaced_key = gateway.call(Method::POST, "/v1/consignments").header("Idempotency-Key", "a b").json(&seed);
+    assert_error(&json(spaced_key.send().await.unwrap()).await, StatusCode::BAD_REQUEST, "Idempotency-Key");
+    // 400: a path segment that is not UTF-8.
+    assert_error(
+        &json(gateway.call(Method::GET, "/v1/consignments/%FF").send().await.unwrap()).await,
+        StatusCode::BAD_REQUEST,
+        "",
+    );
+    // 404: an unknown id, an unknown path; none fits.
+    assert_error(
+        &json(gateway.call(Method::GET, "/v1/consignments/no-such-id").send().await.unwrap()).await,
+        StatusCode::NOT_FOUND,
+        "no such consignment",
+    );
+    assert_error(
+        &json(gateway.call(Method::GET, "/v1/nothing/here").send().await.unwrap()).await,
+        StatusCode::NOT_FOUND,
+        "/v1/nothing/here",
+    );
+    assert_error(
+        &json(gateway.call(Method::GET, "/v1/vessels/available?capacity=3&max_weight=999999999").send().await.unwrap())
+            .await,
+        StatusCode::NOT_FOUND,
+        "no vessel available",
+    );
+    // 405 for a method the route lacks.
+    assert_error(
+        &json(gateway.call(Method::DELETE, "/v1/vessels").send().await.unwrap()).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "DELETE",
+    );
+    // 409: a key reused for another consignment.
+    let keyed = |body: &NewConsignment| {
+        gateway.call(Method::POST, "/v1/consignments").header("Idempotency-Key", "order-9").json(body)
+    };
+    assert_eq!(keyed(&seed).send().await.unwrap().status(), StatusCode::CREATED);
+    let other = NewConsignment { weight: seed.weight + 1, ..seed.clone() };
+    assert_error(&json(keyed(&other).send().await.unwrap()).await, StatusCode::CONFLICT, "");
+
+    // 503: no instance of the service (the consignment-worker stopped).
+    let mut workers = stack.workers;
+    workers.pop().unwrap().stop().await.unwrap();
+    let started = Instant::now();
+    let refused = json(gateway.call(Method::GET, "/v1/consignments").send().await.unwrap()).await;
+    assert_error(&refused, StatusCode::SERVICE_UNAVAILABLE, "consignment.list");
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    // A create is sent again a few times with its key (safe), then refused alike.
+    let started = Instant::now();
+    let refused_create = json(gateway.call(Method::POST, "/v1/consignments").json(&seed).send().await.unwrap()).await;
+    assert_error(&refused_create, StatusCode::SERVICE_UNAVAILABLE, "consignment.create");
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    // Error bodies match the document's ErrorBody.
+    let doc = openapi(gateway).await;
+    assert_matches_schema(&doc, "ErrorBody", &refused.1);
+    drop(stack.nats);
+}
+
+/// `bytes` as a body of unknown length (chunked): no Content-Length to refuse it by.
+fn chunked_body(bytes: &[u8]) -> reqwest::Body {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = bytes.chunks(1024).map(|chunk| Ok(chunk.to_vec())).collect();
+    reqwest::Body::wrap_stream(futures::stream::iter(chunks))
+}
+
+#[tokio::test]
+async fn nats_down_is_503_at_once_and_readyz_says_so() {
+    let stack = Stack::start(|config| config.nats_timeout_ms = 30_000).await;
+    let gateway = &stack.gateway;
+    stack.nats.stop().await;
+    gateway.wait_ready(StatusCode::SERVICE_UNAVAILABLE).await;
+    let seed: NewConsignment = serde_json::from_str(SEED).unwrap();
+    for request in [
+        gateway.call(Method::POST, "/v1/consignments").json(&seed),
+        gateway.call(Method::GET, "/v1/consignments"),
+        gateway.call(Method::GET, "/v1/vessels"),
+    ] {
+        let started = Instant::now();
+        assert_error(&json(request.send().await.unwrap()).await, StatusCode::SERVICE_UNAVAILABLE, "NATS");
+        // Far under the NATS request timeout: the request was never sent.
+        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    }
+    let (status, health) = json(gateway.anonymous(Method::GET, "/healthz").send().await.unwrap()).await;
+    assert_eq!((status, health["status"].as_str()), (StatusCode::OK, Some("ok")));
+}
+
+#[tokio::test]
+async fn requests_need_a_valid_token_and_are_rate_limited_per_token() {
+    let stack = Stack::start(|config| {
+        config.rate_per_second = NonZeroU32::new(1).unwrap();
+        config.rate_burst = NonZeroU32::new(3).unwrap();
+    })
+    .await;
+    let gateway = &stack.gateway;
+    // 401 without a token, with a wrong one, with another scheme; never counted.
+    for request in [
+        gateway.anonymous(Method::GET, "/v1/vessels"),
+        gateway.anonymous(Method::GET, "/v1/vessels").bearer_auth("wrong-token"),
+        gateway.anonymous(Method::GET, "/v1/vessels").basic_auth("user", Some(TOKEN)),
+        gateway.anonymous(Method::POST, "/v1/consignments").bearer_auth("").json(&json!({})),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        assert_error(&json(response).await, StatusCode::UNAUTHORIZED, "");
+    }
+    // Past the burst: 429, with a Retry-After of at least a second.
+    let mut limited = None;
+    for _ in 0..20 {
+        let response = gateway.call(Method::GET, "/v1/vessels").send().await.unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(response);
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let limited = limited.expect("a 429 past the burst");
+    let retry_after: u64 = limited.headers()[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "Retry-After: {retry_after}");
+    assert_error(&json(limited).await, StatusCode::TOO_MANY_REQUESTS, "too many requests");
+    // Health and the document need no token.
+    assert_eq!(gateway.anonymous(Method::GET, "/healthz").send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(gateway.anonymous(Method::GET, "/openapi.json").send().await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn without_tokens_it_starts_and_refuses_every_v1_route() {
+    // No NATS at all: the gateway starts anyway, and says it is not ready.
+    let gateway = Gateway::start("nats://127.0.0.1:1", false, |_| {}).await;
+    gateway.wait_ready(StatusCode::SERVICE_UNAVAILABLE).await;
+    for (method, path) in [
+        (Method::GET, "/v1/consignments"),
+        (Method::POST, "/v1/consignments"),
+        (Method::GET, "/v1/consignments/x"),
+        (Method::GET, "/v1/vessels"),
+        (Method::POST, "/v1/vessels"),
+        (Method::GET, "/v1/vessels/available?capacity=1&max_weight=1"),
+    ] {
+        let response = gateway.call(method.clone(), path).send().await.unwrap();
+        assert_error(&json(response).await, StatusCode::UNAUTHORIZED, "no API tokens");
+    }
+    openapi(&gateway).await;
+    gateway.running.stop().await.expect("a clean shutdown");
+}
+
+#[tokio::test]
+async fn the_binary_serves_until_sigterm_and_exits_cleanly() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let gateway = testkit::Process::start(
+        "gateway",
+        env!("CARGO_BIN_EXE_gateway"),
+        &[("NATS_URL", "nats://127.0.0.1:1"), ("GATEWAY_ADDR", &addr), ("SHUTDOWN_GRACE_MS", "2000")],
+        "gateway listening",
+    )
+    .await;
+    let health = reqwest::get(format!("http://{addr}/healthz")).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert!(gateway.terminate().await, "the gateway did not exit cleanly on SIGTERM");
+}
