@@ -54,6 +54,9 @@ Scenarios:
 Figures: REQ/S counts successful replies; P50..MAX is their latency (HDR histogram)
 from the moment each request was sent (closed loop) or scheduled (open loop, so a
 stall is never hidden); VS RAW sets each scenario against raw from the same run.
+During create, a probe creates every 20ms and a follower of the event stream of the
+bench's own times each probe's event from its reply: the follow lag, how stale a
+read through an instance other than the writer's can be.
 
 Growth: --fill N stores N more consignments before measuring (appended straight to
 the event stream), --fleet N grows the fleet to N vessels that come first in id
