@@ -14,12 +14,12 @@
 //!   gives as measured. A cursor is the place of the last consignment listed, so it
 //!   stays valid as consignments are added.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use shared::{
     model::{Consignment, ConsignmentsCreated},
     projection::Projection,
-    store::{MAX_BATCH, StoredMessage},
+    store::{MAX_BATCH, StoredMessage, ask_replicas},
 };
 use uuid::Uuid;
 
@@ -34,33 +34,16 @@ use crate::{
 /// what it found and a cursor to go on from.
 const SCAN_LIMIT: usize = 10 * MAX_BATCH;
 
-/// How often a read that a replica answered without an event it should hold is
-/// sent again, and the pause before each, growing.
-const HOLE_RETRIES: u32 = 10;
-const HOLE_PAUSE: Duration = Duration::from_millis(10);
-
 /// The consignment stored at `location`.
 ///
 /// The event is asked for again when the replica that answered lacks it (it
 /// answered with a later event, or none): each ask may go to another replica.
 pub async fn fetch(log: &impl EventLog, location: Location) -> Result<Consignment, StoreError> {
-    let read =
-        || Read { from: location.sequence, vessel_id: None, batch: 1, max_bytes: None, until: location.sequence };
-    let mut attempt = 0;
-    let message = loop {
-        let found = log.read(read()).await?;
-        match found.into_iter().find(|message| message.sequence == location.sequence) {
-            Some(message) => break message,
-            None if attempt < HOLE_RETRIES => {
-                attempt += 1;
-                tokio::time::sleep(HOLE_PAUSE * attempt).await;
-            }
-            None => {
-                let operation = format!("read event {}", location.sequence);
-                return Err(StoreError::new(operation, "no replica that answered holds it"));
-            }
-        }
-    };
+    let read = Read { from: location.sequence, vessel_id: None, batch: 1, max_bytes: None, until: location.sequence };
+    let held = |found: Vec<StoredMessage>| found.into_iter().find(|message| message.sequence == location.sequence);
+    let message = ask_replicas(|| async { Ok(held(log.read(read).await?)) }).await?.ok_or_else(|| {
+        StoreError::new(format!("read event {}", location.sequence), "no replica that answered holds it")
+    })?;
     let event: ConsignmentsCreated = shared::store::decode("a created event", &message.payload)?;
     event
         .consignments
@@ -121,23 +104,17 @@ impl<L: EventLog> Reader<L> {
     /// to another replica. Returns what it read, which may stop short of `until`
     /// (the batch's limits), but never skips an event.
     async fn read_whole(&self, read: Read<'_>) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut attempt = 0;
-        loop {
-            let events = self.log.read(read).await?;
+        let whole = |events: Vec<StoredMessage>| {
             let to = events.last().map_or(read.until, |last| last.sequence.min(read.until));
             let returned: Vec<u64> =
                 events.iter().map(|message| message.sequence).filter(|&sequence| sequence <= to).collect();
             let whole = self.view.read(|view| view.created_events(read.vessel_id, read.from, to) == returned);
-            if whole {
-                return Ok(events);
-            }
-            if attempt == HOLE_RETRIES {
-                let operation = format!("read the created events from {} to {to}", read.from);
-                return Err(StoreError::new(operation, "every replica that answered lacks some of them"));
-            }
-            attempt += 1;
-            tokio::time::sleep(HOLE_PAUSE * attempt).await;
-        }
+            whole.then_some(events)
+        };
+        ask_replicas(|| async { Ok(whole(self.log.read(read).await?)) }).await?.ok_or_else(|| {
+            let operation = format!("read the created events from {} to {}", read.from, read.until);
+            StoreError::new(operation, "every replica that answered lacks some of them")
+        })
     }
 
     /// A page of consignments, oldest first.

@@ -364,10 +364,29 @@ pub struct BatchRequest {
     pub min_last_seq: Option<u64>,
 }
 
-/// How often a read refused by a replica that is behind is sent again, and the
-/// pause before each, growing.
-const BEHIND_RETRIES: u32 = 10;
-const BEHIND_PAUSE: Duration = Duration::from_millis(10);
+/// How often a read that a replica could not answer whole (behind the sequence
+/// asked for, or lacking events the others hold) is sent again, and the pause
+/// before each, growing.
+const READ_RETRIES: u32 = 10;
+const READ_RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// Runs `read` again while it gives `None` (the replica that answered could not
+/// answer whole), up to [`READ_RETRIES`] more times after a growing pause: each ask
+/// may reach another replica. `None` if none did.
+pub async fn ask_replicas<T, F>(mut read: impl FnMut() -> F) -> Result<Option<T>, StoreError>
+where
+    F: std::future::Future<Output = Result<Option<T>, StoreError>>,
+{
+    for attempt in 0..=READ_RETRIES {
+        if attempt > 0 {
+            tokio::time::sleep(READ_RETRY_PAUSE * attempt).await;
+        }
+        if let Some(answer) = read().await? {
+            return Ok(Some(answer));
+        }
+    }
+    Ok(None)
+}
 
 /// The most messages one [`BatchRequest`] returns (the server's limit).
 pub const MAX_BATCH: usize = 1000;
@@ -390,20 +409,10 @@ pub async fn direct_batch(
     request: &BatchRequest,
     timeout: Duration,
 ) -> Result<Vec<StoredMessage>, StoreError> {
-    let mut attempt = 0;
-    loop {
-        match direct_batch_once(client, stream, request, timeout).await? {
-            Some(messages) => return Ok(messages),
-            None if attempt < BEHIND_RETRIES => {
-                attempt += 1;
-                tokio::time::sleep(BEHIND_PAUSE * attempt).await;
-            }
-            None => {
-                let operation = format!("read {stream} from sequence {}", request.from);
-                return Err(StoreError::new(operation, "every replica that answered is behind the sequence asked for"));
-            }
-        }
-    }
+    ask_replicas(|| direct_batch_once(client, stream, request, timeout)).await?.ok_or_else(|| {
+        let operation = format!("read {stream} from sequence {}", request.from);
+        StoreError::new(operation, "every replica that answered is behind the sequence asked for")
+    })
 }
 
 /// One [`direct_batch`]; `None` if the replica that answered is behind `min_last_seq`.
