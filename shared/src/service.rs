@@ -26,19 +26,21 @@ use std::{
     future::Future,
     num::NonZeroUsize,
     panic::AssertUnwindSafe,
+    pin::Pin,
     sync::Arc,
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
-use async_nats::{Client, HeaderMap, Message};
+use async_nats::{Client, HeaderMap, Message, SubscribeError, Subscriber};
 use bytes::Bytes;
-use futures::{FutureExt as _, StreamExt as _};
+use futures::{FutureExt as _, Stream, StreamExt as _, stream::SelectAll};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use crate::{
     error::{ERROR_CODE_HEADER, ERROR_HEADER, ErrorCode, ServiceError},
-    micro::{self, Endpoints, Registry},
+    micro::{self, Identity, Registry},
 };
 
 /// Serves one request.
@@ -115,7 +117,13 @@ impl<H: Handler> Service<H> {
     /// this returns reaches the service.
     pub async fn start(client: Client, spec: ServiceSpec, handler: H) -> Result<Self, Error> {
         let start_error = |source| Error::Start { name: spec.name, source };
-        let registry = Arc::new(Registry::new(&spec));
+        let registry = Arc::new(Registry::new(Identity {
+            name: spec.name,
+            version: spec.version,
+            description: spec.description,
+            queue_group: spec.queue_group,
+            endpoints: spec.endpoints,
+        }));
         let requests = Endpoints::subscribe(&client, &registry).await.map_err(start_error)?;
         let verbs = micro::answer_verbs(&client, Arc::clone(&registry)).await.map_err(start_error)?;
         // The server has the subscriptions once a round trip through it is done.
@@ -312,6 +320,57 @@ impl<H: Handler> Responder<H> {
             }
         }
         self.registry.record(index, received.elapsed(), result.as_ref().err());
+    }
+}
+
+/// The requests to every endpoint of a service, each tagged with its endpoint's index.
+#[derive(Debug)]
+struct Endpoints(SelectAll<EndpointRequests>);
+
+#[derive(Debug)]
+struct EndpointRequests {
+    index: usize,
+    subscriber: Subscriber,
+}
+
+impl Stream for EndpointRequests {
+    type Item = (usize, Message);
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let index = self.index;
+        self.subscriber.poll_next_unpin(cx).map(|message| message.map(|message| (index, message)))
+    }
+}
+
+impl Endpoints {
+    /// Subscribes every endpoint of `registry` in its queue group.
+    async fn subscribe(client: &Client, registry: &Registry) -> Result<Self, SubscribeError> {
+        let mut requests = SelectAll::new();
+        for (index, (subject, queue_group)) in registry.endpoints().enumerate() {
+            let subscriber = client.queue_subscribe(subject.to_owned(), queue_group.to_owned()).await?;
+            requests.push(EndpointRequests { index, subscriber });
+        }
+        Ok(Self(requests))
+    }
+
+    /// Unsubscribes every endpoint; the stream still yields what the server had sent
+    /// before it took the unsubscribe, then ends once the server has confirmed it
+    /// (a PING answered after the UNSUBs: async-nats as patched in `vendor/async-nats`;
+    /// 0.51.0 ended it sooner and dropped what was still on its way).
+    async fn drain(&mut self) {
+        for endpoint in &mut self.0 {
+            if let Err(error) = endpoint.subscriber.drain().await {
+                tracing::warn!(%error, "could not unsubscribe an endpoint");
+            }
+        }
+    }
+}
+
+impl Stream for Endpoints {
+    type Item = (usize, Message);
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_next_unpin(cx)
     }
 }
 
