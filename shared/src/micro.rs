@@ -205,24 +205,11 @@ pub(crate) async fn answer_verbs(
 
 /// Now, as RFC 3339 in UTC with second precision: `2026-05-04T12:34:56Z`.
 fn rfc3339_now() -> String {
-    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs());
-    rfc3339(seconds)
+    rfc3339(std::time::SystemTime::now())
 }
 
-/// `seconds` since the Unix epoch as RFC 3339 in UTC (Howard Hinnant's `civil_from_days`).
-fn rfc3339(seconds: u64) -> String {
-    let days = seconds / 86_400;
-    let (hour, minute, second) = (seconds % 86_400 / 3_600, seconds % 3_600 / 60, seconds % 60);
-    // Days since 0000-03-01, in 400-year eras of 146 097 days.
-    let z = days + 719_468;
-    let (era, day_of_era) = (z / 146_097, z % 146_097);
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
-    let year = era * 400 + year_of_era + u64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+fn rfc3339(time: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 #[cfg(test)]
@@ -231,6 +218,7 @@ mod tests {
 
     #[test]
     fn rfc3339_dates() {
+        let rfc3339 = |seconds| rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(seconds));
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_709_251_199), "2024-02-29T23:59:59Z");

@@ -22,6 +22,11 @@
 //! deadline, logs which step it could not finish and how many requests were still
 //! unanswered, and returns `Ok`: their replies are lost, and only then.
 
+// A handler panic is caught (`catch_unwind` in `Responder::answer`) and costs one
+// request; with `panic = "abort"` it would take the worker down, so no such build.
+#[cfg(not(panic = "unwind"))]
+compile_error!("shippy's services need panic = \"unwind\": a handler panic must cost one request, not the worker");
+
 use std::{
     future::Future,
     num::NonZeroUsize,
@@ -281,8 +286,8 @@ impl<H: Handler> Responder<H> {
                 format!("request of {size} bytes exceeds the limit of {} bytes", self.max_request_bytes),
             ))
         } else {
-            // A bug in one handler must cost one request, not the worker (the release
-            // profile unwinds, so that this holds in the binaries users run).
+            // A bug in one handler must cost one request, not the worker (this crate
+            // builds only with `panic = "unwind"`: see the `compile_error!` above).
             AssertUnwindSafe(self.handler.handle(&message.subject, message.headers.as_ref(), message.payload.clone()))
                 .catch_unwind()
                 .await
