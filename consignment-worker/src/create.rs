@@ -146,7 +146,7 @@ impl<L: EventLog, F: VesselFinder> Creator<L, F> {
             tracing::debug!(consignment = %stored.id, "repeated create answered from the ledger");
             return Ok(stored);
         }
-        let id = Uuid::new_v4();
+        let id = ValidConsignment::new_id();
         let mut seen = None;
         for _ in 0..MAX_FINDS {
             let vessel = self.vessels.find(&valid.specification(seen)).await.map_err(CreateError::Vessel)?;
@@ -319,9 +319,9 @@ impl<L: EventLog> Writer<L> {
                 pending
             }
             Err(AppendError::Store(error)) => {
-                tracing::error!(%error, vessel = %self.vessel_id, "appending creates failed");
-                let error = error.to_string();
-                fail(pending, || StoreError::new("append creates", error.clone()).into());
+                // Each create's requester is answered with the error, and it is logged there.
+                let (operation, error) = (format!("append creates to vessel {}", self.vessel_id), error.to_string());
+                fail(pending, || StoreError::new(operation.clone(), error.clone()).into());
                 Vec::new()
             }
         }

@@ -14,7 +14,7 @@ use shared::{
 use tokio_util::sync::DropGuard;
 
 use crate::{
-    fleet::{Fleet, FleetError, validate},
+    fleet::{Fleet, FleetError, assign_id, validate},
     store::{FleetLog, StoreError},
 };
 
@@ -67,9 +67,7 @@ impl<L: FleetLog> Vessels<L> {
     /// its id exists already: [`FleetError::Duplicate`].
     #[tracing::instrument(skip_all, fields(vessel = %vessel.id), err(level = "debug"))]
     pub async fn add(&self, mut vessel: NewVessel) -> Result<Vessel, VesselError> {
-        if vessel.id.is_empty() {
-            vessel.id = uuid::Uuid::new_v4().to_string();
-        }
+        assign_id(&mut vessel);
         validate(&vessel)?;
         let sequence = self.log.add_vessel(&vessel).await?.ok_or_else(|| FleetError::Duplicate(vessel.id.clone()))?;
         self.fleet.wait_for(sequence, FRESHNESS).await?;
