@@ -104,6 +104,14 @@ impl Registry {
         }
     }
 
+    /// The name of endpoint `index`.
+    ///
+    /// # Panics
+    /// If `index` is not an endpoint of this service.
+    pub(crate) fn endpoint_name(&self, index: usize) -> &'static str {
+        self.endpoints[index].name
+    }
+
     /// Counts a request to endpoint `index` answered in `elapsed`, and the error reply if it was one.
     ///
     /// # Panics
@@ -287,6 +295,7 @@ mod tests {
             max_request_bytes: 1,
             max_in_flight: std::num::NonZeroUsize::MIN,
             shutdown_grace: Duration::from_secs(1),
+            metrics_addr: None,
         };
         let registry = Registry::new(&spec);
         registry.record(1, Duration::from_millis(2), None);

@@ -37,5 +37,6 @@ pub(crate) fn spec() -> ServiceSpec {
         max_request_bytes: 1024,
         max_in_flight: NonZeroUsize::MIN,
         shutdown_grace: std::time::Duration::from_secs(5),
+        metrics_addr: None,
     }
 }
