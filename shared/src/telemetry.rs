@@ -167,6 +167,16 @@ pub fn continue_trace(span: &Span, headers: Option<&HeaderMap>) {
     }
 }
 
+/// Links `span` to the trace of `other`, if it has one: for work done for several
+/// requests at once (one append of several creates).
+pub fn link(span: &Span, other: &Span) {
+    let context = other.context();
+    let other = context.span().span_context().clone();
+    if other.is_valid() {
+        span.add_link(other);
+    }
+}
+
 /// Writes the context of the current span into `headers`, if it has one: a
 /// `traceparent` (and `tracestate`). Creates the headers only then, so that
 /// nothing is added to a message while tracing is off.
