@@ -129,9 +129,13 @@ impl ServiceError {
         Self::new(ErrorCode::Internal, message)
     }
 
-    /// The JSON body of the error reply: the whole message, JSON-escaped.
+    /// The JSON body of the error reply: the whole message, JSON-escaped. Encoded
+    /// here rather than by [`crate::codec`], which builds its errors from this type.
+    ///
+    /// # Panics
+    /// Never: an error reply always serializes.
     pub fn to_json(&self) -> Vec<u8> {
-        crate::codec::encode(&ErrorReply { error: self.clone() })
+        serde_json::to_vec(&ErrorReply { error: self.clone() }).expect("an error reply always serializes")
     }
 
     /// The message as a NATS header value: see [`header_safe`].

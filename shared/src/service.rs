@@ -22,24 +22,31 @@
 //! deadline, logs which step it could not finish and how many requests were still
 //! unanswered, and returns `Ok`: their replies are lost, and only then.
 
+// A handler panic is caught (`catch_unwind` in `Responder::answer`) and costs one
+// request; with `panic = "abort"` it would take the worker down, so no such build.
+#[cfg(not(panic = "unwind"))]
+compile_error!("shippy's services need panic = \"unwind\": a handler panic must cost one request, not the worker");
+
 use std::{
     future::Future,
     num::NonZeroUsize,
     panic::AssertUnwindSafe,
+    pin::Pin,
     sync::Arc,
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
-use async_nats::{Client, HeaderMap, Message};
+use async_nats::{Client, HeaderMap, Message, SubscribeError, Subscriber};
 use bytes::Bytes;
-use futures::{FutureExt as _, StreamExt as _};
+use futures::{FutureExt as _, Stream, StreamExt as _, stream::SelectAll};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use crate::{
     error::{ERROR_CODE_HEADER, ERROR_HEADER, ErrorCode, ServiceError},
-    micro::{self, Endpoints, Registry},
+    micro::{self, Identity, Registry},
 };
 
 /// Serves one request.
@@ -125,7 +132,13 @@ impl<H: Handler> Service<H> {
             Some(addr) => Some(crate::health::Health::serve(addr).await?),
             None => None,
         };
-        let registry = Arc::new(Registry::new(&spec));
+        let registry = Arc::new(Registry::new(Identity {
+            name: spec.name,
+            version: spec.version,
+            description: spec.description,
+            queue_group: spec.queue_group,
+            endpoints: spec.endpoints,
+        }));
         let requests = Endpoints::subscribe(&client, &registry).await.map_err(start_error)?;
         let verbs = micro::answer_verbs(&client, Arc::clone(&registry)).await.map_err(start_error)?;
         // The server has the subscriptions once a round trip through it is done.
@@ -300,8 +313,8 @@ impl<H: Handler> Responder<H> {
                 format!("request of {size} bytes exceeds the limit of {} bytes", self.max_request_bytes),
             ))
         } else {
-            // A bug in one handler must cost one request, not the worker (the release
-            // profile unwinds, so that this holds in the binaries users run).
+            // A bug in one handler must cost one request, not the worker (this crate
+            // builds only with `panic = "unwind"`: see the `compile_error!` above).
             AssertUnwindSafe(
                 self.handler
                     .handle(&message.subject, message.headers.as_ref(), message.payload.clone())
@@ -348,6 +361,57 @@ impl<H: Handler> Responder<H> {
             metered.done(took, result.as_ref().err().map(|error| error.code));
         }
         self.registry.record(index, took, result.as_ref().err());
+    }
+}
+
+/// The requests to every endpoint of a service, each tagged with its endpoint's index.
+#[derive(Debug)]
+struct Endpoints(SelectAll<EndpointRequests>);
+
+#[derive(Debug)]
+struct EndpointRequests {
+    index: usize,
+    subscriber: Subscriber,
+}
+
+impl Stream for EndpointRequests {
+    type Item = (usize, Message);
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let index = self.index;
+        self.subscriber.poll_next_unpin(cx).map(|message| message.map(|message| (index, message)))
+    }
+}
+
+impl Endpoints {
+    /// Subscribes every endpoint of `registry` in its queue group.
+    async fn subscribe(client: &Client, registry: &Registry) -> Result<Self, SubscribeError> {
+        let mut requests = SelectAll::new();
+        for (index, (subject, queue_group)) in registry.endpoints().enumerate() {
+            let subscriber = client.queue_subscribe(subject.to_owned(), queue_group.to_owned()).await?;
+            requests.push(EndpointRequests { index, subscriber });
+        }
+        Ok(Self(requests))
+    }
+
+    /// Unsubscribes every endpoint; the stream still yields what the server had sent
+    /// before it took the unsubscribe, then ends once the server has confirmed it
+    /// (a PING answered after the UNSUBs: async-nats as patched in `vendor/async-nats`;
+    /// 0.51.0 ended it sooner and dropped what was still on its way).
+    async fn drain(&mut self) {
+        for endpoint in &mut self.0 {
+            if let Err(error) = endpoint.subscriber.drain().await {
+                tracing::warn!(%error, "could not unsubscribe an endpoint");
+            }
+        }
+    }
+}
+
+impl Stream for Endpoints {
+    type Item = (usize, Message);
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_next_unpin(cx)
     }
 }
 
