@@ -34,6 +34,10 @@ pub struct Cli {
     /// Shorthand for `-o json`.
     #[arg(long, global = true, conflicts_with = "output")]
     pub json: bool,
+    /// Print the command's trace id on stderr (while traces are exported:
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` set), to find it in the trace viewer.
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -4,6 +4,8 @@ use clap::Parser as _;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Warnings only: the CLI's output is its own; RUST_LOG=info shows more.
+    let _telemetry = shared::telemetry::init_with("shippy", "warn");
     let mut stdout = std::io::stdout().lock();
     match cli::run(cli::Cli::parse(), &mut stdout).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -51,6 +51,7 @@ use shared::{
     projection::{Behind, Projection},
 };
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::{
@@ -112,6 +113,8 @@ struct Queued {
     load: Load,
     vessel: Vessel,
     done: oneshot::Sender<Result<Written, CreateError>>,
+    /// The requester's span: the round that appends it continues its trace.
+    span: tracing::Span,
 }
 
 /// Room left in an event for its envelope.
@@ -156,8 +159,15 @@ impl<L: EventLog, F: VesselFinder> Creator<L, F> {
             if encoded.len() > self.max_event_bytes {
                 return Err(CreateError::TooLarge(encoded.len()));
             }
-            let queued =
-                |done| Queued { id, idempotency: idempotency.clone(), encoded, load: valid.load(), vessel, done };
+            let queued = |done| Queued {
+                id,
+                idempotency: idempotency.clone(),
+                encoded,
+                load: valid.load(),
+                vessel,
+                done,
+                span: tracing::Span::current(),
+            };
             match self.write(&vessel_id, queued).await? {
                 Written::Stored { counted: true } => {
                     tracing::info!(consignment = %consignment.id, vessel = %vessel_id, "consignment created");
@@ -285,8 +295,19 @@ impl<L: EventLog> Writer<L> {
     /// One round: fits `pending` to the vessel as the projection has it, appends
     /// what fits as one event, and answers; returns the creates to fit again after
     /// losing a race to another instance.
-    #[tracing::instrument(skip_all, fields(vessel = %self.vessel_id, creates = pending.len()))]
+    ///
+    /// In a span that continues the trace of the round's first create, linked to
+    /// the others': the append's span, and the event's trace context, follow from it.
     async fn write(&self, pending: Vec<Queued>) -> Vec<Queued> {
+        let parent = pending.first().map_or_else(tracing::Span::none, |queued| queued.span.clone());
+        let span = tracing::info_span!(parent: &parent, "write", vessel = %self.vessel_id, creates = pending.len());
+        for queued in pending.iter().skip(1) {
+            shared::telemetry::link(&span, &queued.span);
+        }
+        self.write_round(pending).instrument(span).await
+    }
+
+    async fn write_round(&self, pending: Vec<Queued>) -> Vec<Queued> {
         let position = self.view.position();
         let (fates, expected) = self.view.read(|view| {
             let bookings = view.vessel(&self.vessel_id);
@@ -314,6 +335,7 @@ impl<L: EventLog> Writer<L> {
             Err(AppendError::Conflict(_)) => {
                 // Another instance appended to the vessel first: decide again once its
                 // event is taken in (or after a while, on the view there is then).
+                shared::meter::jetstream_retry();
                 let vessel_id = &self.vessel_id;
                 self.view.wait_until(|view| view.vessel(vessel_id).last_sequence != expected, FRESHNESS).await;
                 pending

@@ -111,6 +111,14 @@ impl Registry {
         }
     }
 
+    /// The name of endpoint `index`.
+    ///
+    /// # Panics
+    /// If `index` is not an endpoint of this service.
+    pub(crate) fn endpoint_name(&self, index: usize) -> &'static str {
+        self.endpoints[index].name
+    }
+
     /// The subject and queue group of each endpoint, in endpoint order.
     pub(crate) fn endpoints(&self) -> impl Iterator<Item = (&str, &'static str)> {
         self.endpoints.iter().map(|endpoint| (endpoint.subject.as_str(), endpoint.queue_group))

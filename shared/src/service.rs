@@ -42,6 +42,7 @@ use bytes::Bytes;
 use futures::{FutureExt as _, Stream, StreamExt as _, stream::SelectAll};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use crate::{
     error::{ERROR_CODE_HEADER, ERROR_HEADER, ErrorCode, ServiceError},
@@ -80,6 +81,8 @@ pub struct ServiceSpec {
     /// How long shutdown may take, from the signal: unsubscribing, answering what was
     /// delivered, confirming the replies. Past it, the service stops without NATS.
     pub shutdown_grace: Duration,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz` ([`crate::health`]), if anywhere.
+    pub metrics_addr: Option<String>,
 }
 
 /// Why a service could not start or stop cleanly.
@@ -91,6 +94,8 @@ pub enum Error {
         #[source]
         source: async_nats::SubscribeError,
     },
+    #[error(transparent)]
+    Health(#[from] crate::health::BindError),
     #[error("the server did not confirm the subscriptions of the {name} service: {source}")]
     Ready {
         name: &'static str,
@@ -107,6 +112,7 @@ pub struct Service<H> {
     requests: Endpoints,
     responder: Arc<Responder<H>>,
     spec: ServiceSpec,
+    health: Option<crate::health::Health>,
 }
 
 impl<H> std::fmt::Debug for Service<H> {
@@ -122,6 +128,10 @@ impl<H: Handler> Service<H> {
     /// this returns reaches the service.
     pub async fn start(client: Client, spec: ServiceSpec, handler: H) -> Result<Self, Error> {
         let start_error = |source| Error::Start { name: spec.name, source };
+        let health = match &spec.metrics_addr {
+            Some(addr) => Some(crate::health::Health::serve(addr).await?),
+            None => None,
+        };
         let registry = Arc::new(Registry::new(Identity {
             name: spec.name,
             version: spec.version,
@@ -134,14 +144,19 @@ impl<H: Handler> Service<H> {
         // The server has the subscriptions once a round trip through it is done.
         crate::nats::round_trip(&client).await.map_err(|source| Error::Ready { name: spec.name, source })?;
         tracing::info!(service = spec.name, queue_group = spec.queue_group, endpoints = ?spec.endpoints, "service ready");
+        if let Some(health) = &health {
+            health.serving(client.clone());
+        }
         let responder = Arc::new(Responder {
             handler,
+            service: spec.name,
             client: client.clone(),
             registry,
             max_request_bytes: spec.max_request_bytes,
+            queue_group: spec.queue_group,
             max_payload: client.server_info().max_payload,
         });
-        Ok(Self { client, verbs, requests, responder, spec })
+        Ok(Self { client, verbs, requests, responder, spec, health })
     }
 
     /// Serves requests until `shutdown` completes or the connection closes, then
@@ -155,14 +170,15 @@ impl<H: Handler> Service<H> {
     /// # Panics
     /// Never: the semaphore bounding requests in flight is never closed.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-        let Self { client, verbs, mut requests, responder, spec } = self;
+        let Self { client, verbs, mut requests, responder, spec, health } = self;
         let in_flight = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(spec.max_in_flight.get()));
         let take_slot = || async { Arc::clone(&slots).acquire_owned().await.expect("the semaphore is never closed") };
         let spawn_answer = |request, slot: OwnedSemaphorePermit| {
+            let taken = Instant::now();
             let responder = Arc::clone(&responder);
             in_flight.spawn(async move {
-                responder.answer(request).await;
+                responder.answer(request, taken).await;
                 drop(slot);
             })
         };
@@ -184,6 +200,9 @@ impl<H: Handler> Service<H> {
         }
 
         tracing::info!(service = spec.name, in_flight = in_flight.len(), "shutting down: no new requests");
+        if let Some(health) = &health {
+            health.stopping();
+        }
         let deadline = tokio::time::Instant::now() + spec.shutdown_grace;
         let mut step = Step::Unsubscribe;
         let confirmed = tokio::time::timeout_at(deadline, async {
@@ -268,18 +287,26 @@ where
 /// Turns requests into replies.
 struct Responder<H> {
     handler: H,
+    /// The service's name, for the metrics.
+    service: &'static str,
     client: Client,
     registry: Arc<Registry>,
     max_request_bytes: usize,
+    /// The queue group, for the server spans.
+    queue_group: &'static str,
     /// The largest message the server takes: a larger reply would be dropped unseen.
     max_payload: usize,
 }
 
 impl<H: Handler> Responder<H> {
     /// Serves one request to endpoint `index` (on its own task), sends the reply and counts it.
-    async fn answer(self: Arc<Self>, (index, message): (usize, Message)) {
+    /// `taken` is when it was taken off the subscription.
+    async fn answer(self: Arc<Self>, (index, message): (usize, Message), taken: Instant) {
         let received = Instant::now();
+        let metered = crate::meter::Request::start(self.service, self.registry.endpoint_name(index), received - taken);
         let size = message.payload.len();
+        let span = crate::telemetry::server_span(&message.subject, self.queue_group, size);
+        crate::telemetry::continue_trace(&span, message.headers.as_ref());
         let result = if size > self.max_request_bytes {
             Err(ServiceError::new(
                 ErrorCode::PayloadTooLarge,
@@ -288,10 +315,14 @@ impl<H: Handler> Responder<H> {
         } else {
             // A bug in one handler must cost one request, not the worker (this crate
             // builds only with `panic = "unwind"`: see the `compile_error!` above).
-            AssertUnwindSafe(self.handler.handle(&message.subject, message.headers.as_ref(), message.payload.clone()))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| Err(ServiceError::internal("internal error")))
+            AssertUnwindSafe(
+                self.handler
+                    .handle(&message.subject, message.headers.as_ref(), message.payload.clone())
+                    .instrument(span.clone()),
+            )
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(ServiceError::internal("internal error")))
         };
         // A reply NATS would refuse becomes an error reply, never silence.
         let result = result.and_then(|body| {
@@ -309,7 +340,8 @@ impl<H: Handler> Responder<H> {
         let (headers, body) = match &result {
             Ok(body) => (None, body.clone()),
             Err(error) => {
-                tracing::debug!(subject = %message.subject, %error, "request failed");
+                crate::telemetry::record_error(&span, &error.code);
+                span.in_scope(|| tracing::debug!(subject = %message.subject, %error, "request failed"));
                 (Some(error_headers(error)), error.to_json())
             }
         };
@@ -324,7 +356,11 @@ impl<H: Handler> Responder<H> {
                 tracing::warn!(subject = %message.subject, %error, "could not send the reply");
             }
         }
-        self.registry.record(index, received.elapsed(), result.as_ref().err());
+        let took = received.elapsed();
+        if let Some(metered) = metered {
+            metered.done(took, result.as_ref().err().map(|error| error.code));
+        }
+        self.registry.record(index, took, result.as_ref().err());
     }
 }
 

@@ -44,6 +44,7 @@ fn spec() -> ServiceSpec {
         max_request_bytes: 1024,
         max_in_flight: NonZeroUsize::MIN,
         shutdown_grace: Duration::from_secs(5),
+        metrics_addr: None,
     }
 }
 
