@@ -8,8 +8,9 @@
 //! OTLP/HTTP (protobuf), named by `OTEL_SERVICE_NAME` (default: the binary's name)
 //! and sampled by `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG` (default
 //! `parentbased_always_on`). Without an endpoint, or with `OTEL_SDK_DISABLED=true`
-//! or `OTEL_TRACES_EXPORTER=none`, no OpenTelemetry layer is installed: spans are
-//! plain `tracing` spans, nothing is exported and nothing is added to messages.
+//! or `OTEL_TRACES_EXPORTER=none`, no OpenTelemetry layer is installed: the
+//! request and JetStream spans are not made, nothing is exported and nothing is
+//! added to messages.
 //!
 //! # Trace context in NATS headers
 //!
@@ -28,7 +29,13 @@
 //! (`messaging.system`, `messaging.destination.name`, ...). Log lines written within
 //! a request's span carry its `trace_id` and `span_id`.
 
-use std::{io::IsTerminal as _, sync::OnceLock};
+use std::{
+    io::IsTerminal as _,
+    sync::{
+        OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use async_nats::HeaderMap;
 use opentelemetry::{
@@ -50,6 +57,15 @@ pub const MAX_HEADER_LEN: usize = 8 * 1024;
 
 /// The tracer's instrumentation scope.
 const SCOPE: &str = "shippy";
+
+/// Whether an OpenTelemetry layer is installed: without one, the request and
+/// JetStream spans below are not made at all (nothing would read them).
+static TRACING: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are recorded for OpenTelemetry in this process.
+pub fn tracing_on() -> bool {
+    TRACING.load(Ordering::Relaxed)
+}
 
 /// Keeps the exporter of [`init`] running; on drop, sends the spans not yet sent.
 #[derive(Debug)]
@@ -105,6 +121,7 @@ pub fn layer<S>(provider: &SdkTracerProvider) -> impl Layer<S> + use<S>
 where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
+    TRACING.store(true, Ordering::Relaxed);
     tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(SCOPE))
         .with_level(false)
@@ -226,8 +243,12 @@ impl Injector for HeadersMut<'_> {
 
 /// A server span for a request to `subject`, served by `queue_group`: the span
 /// a [`crate::service::Service`] serves each request in. Its `error.type` is
-/// recorded by [`record_error`].
+/// recorded by [`record_error`]. Like the other spans below, a disabled span
+/// (nothing made) unless [`tracing_on`].
 pub fn server_span(subject: &str, queue_group: &str, bytes: usize) -> Span {
+    if !tracing_on() {
+        return Span::none();
+    }
     tracing::info_span!(
         "request",
         otel.name = %format_args!("process {subject}"),
@@ -246,6 +267,9 @@ pub fn server_span(subject: &str, queue_group: &str, bytes: usize) -> Span {
 
 /// A client span for a request sent to `subject`.
 pub fn client_span(subject: &str, bytes: usize) -> Span {
+    if !tracing_on() {
+        return Span::none();
+    }
     tracing::info_span!(
         "send",
         otel.name = %format_args!("send {subject}"),
@@ -262,6 +286,9 @@ pub fn client_span(subject: &str, bytes: usize) -> Span {
 /// A span for a JetStream operation (`publish`, `get`, `list`...) on `stream`,
 /// about `subject`.
 pub fn jetstream_span(operation: &'static str, stream: &str, subject: &str) -> Span {
+    if !tracing_on() {
+        return Span::none();
+    }
     tracing::info_span!(
         "jetstream",
         otel.name = %format_args!("{operation} {stream}"),
