@@ -5,6 +5,7 @@ It uses nats-py, the NATS project's Python client, and sends plain JSON with no
 headers, exactly as `nats req` does.
 
     nats_probe.py req SUBJECT JSON [--repeat N]   # like `nats req`; prints the last reply
+    nats_probe.py fail SUBJECT JSON N CODE        # N requests, each must get error reply CODE
     nats_probe.py instances SERVICE N             # waits until N instances answer $SRV.PING
     nats_probe.py served SERVICE SUBJECT N        # per-instance requests served ($SRV.STATS);
                                                   # fails unless all N instances served some
@@ -54,6 +55,15 @@ async def req(nc, subject, data, repeat=1):
         if msg.headers and "Nats-Service-Error-Code" in msg.headers:
             sys.exit(f"{subject}: error reply {msg.data.decode()}")
     print(msg.data.decode())
+
+
+async def fail(nc, subject, data, repeat, code):
+    for _ in range(repeat):
+        msg = await nc.request(subject, data.encode(), timeout=5)
+        got = (msg.headers or {}).get("Nats-Service-Error-Code")
+        if got != code:
+            sys.exit(f"{subject}: expected error {code}, got {got}: {msg.data.decode()}")
+    print(f"{repeat} error replies {code}")
 
 
 async def instances(nc, service, count, timeout=60.0):
@@ -162,6 +172,8 @@ async def main(argv):
                 await req(nc, subject, data)
             case ["req", subject, data, "--repeat", n]:
                 await req(nc, subject, data, int(n))
+            case ["fail", subject, data, n, code]:
+                await fail(nc, subject, data, int(n), code)
             case ["instances", service, n]:
                 await instances(nc, service, int(n))
             case ["poison"]:

@@ -9,6 +9,11 @@
 # The first argument is the fsync setting; the rest go to `shippy bench`. Needs
 # nats-server on PATH, or NATS_SERVER naming it (scripts/offline-images.sh nats
 # leaves one in .offline/nats/). Everything it starts is stopped when it ends.
+#
+# The workers inherit the environment: METRICS_ADDR=127.0.0.1:0 (an ephemeral port
+# each) turns metrics on, OTEL_EXPORTER_OTLP_ENDPOINT traces (README, "Observability").
+# BENCH_WORKERS names another directory to take the worker binaries from (such as
+# another commit's target/release), to compare builds in the same way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,7 +49,7 @@ for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break;
 
 # Starts a worker and waits (at most 60 s) until it says it is ready.
 start() {
-    RUST_LOG=info "target/release/$1" >"$dir/$1.log" 2>&1 &
+    RUST_LOG=info "${BENCH_WORKERS:-target/release}/$1" >"$dir/$1.log" 2>&1 &
     local pid=$!
     pids+=("$pid")
     for _ in $(seq 1200); do

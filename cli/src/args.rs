@@ -7,7 +7,10 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{bench, output::Format};
+use crate::{
+    bench::{self, BenchArgs},
+    output::Format,
+};
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
@@ -31,6 +34,10 @@ pub struct Cli {
     /// Shorthand for `-o json`.
     #[arg(long, global = true, conflicts_with = "output")]
     pub json: bool,
+    /// Print the command's trace id on stderr (while traces are exported:
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` set), to find it in the trace viewer.
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -217,40 +224,6 @@ pub struct ListArgs {
     /// Consignments asked for per request (1 to 1000).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub page_size: u32,
-}
-
-/// `shippy bench`.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// What to measure; several run one after another, `all` is `raw find create`.
-    #[arg(value_enum, default_value = "all")]
-    pub scenarios: Vec<bench::Choice>,
-    /// Closed loop: this many requests in flight at all times (1 to 1024).
-    #[arg(long, default_value_t = 16, conflicts_with = "rate")]
-    pub clients: u32,
-    /// Open loop: send this many requests per second (1 to 50000), whatever the replies do;
-    /// latency counts from each request's scheduled send time.
-    #[arg(long)]
-    pub rate: Option<u32>,
-    /// How long to measure each scenario, e.g. `5s`, `500ms` (100ms to 10m).
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    pub duration: Duration,
-    /// Load before measuring each scenario, not counted (0s to 1m).
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    pub warmup: Duration,
-    /// The consignment the `create` scenario sends (default: ./consignment.json).
-    #[arg(long, default_value = "consignment.json")]
-    pub file: PathBuf,
-    /// Before measuring, store this many more consignments (copies of --file on the
-    /// vessel `bench-fill`), appended straight to the event stream, 500 to an event:
-    /// how the services fare as data grows (up to 10000000).
-    #[arg(long, default_value_t = 0)]
-    pub fill: u64,
-    /// Before measuring, grow the fleet to at least this many vessels, adding vessels
-    /// `0-fleet-NNNNNNN` (first in id order, each too small for --file) through
-    /// vessel.create: how the services fare as the fleet grows (up to 1000000).
-    #[arg(long, default_value_t = 0)]
-    pub fleet: u64,
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The one way the CLI talks to the services: typed request-reply over one connection.
 //!
 //! Every command and the bench send through [`Services::request`], which wraps
-//! [`shared::client::request`]; a header every request should carry is added here.
+//! [`shared::client::request`], or, to create, through [`Services::create`], which
+//! sends the `Nats-Msg-Id` header (the idempotency key) and retries within a deadline.
 //!
 //! The server reports a publish or subscribe it refuses on the connection, not to
 //! the request, which would otherwise wait out its timeout: each request also

@@ -98,8 +98,22 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     if error.downcast_ref::<bench::Refused>().is_some() { 2 } else { 1 }
 }
 
-/// Runs one command, printing what it produces on `out`.
+/// Runs one command, printing what it produces on `out`, in the root span of its
+/// trace: every request it sends carries that trace on (`shared::telemetry`).
 pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
+    use tracing::Instrument as _;
+
+    let span = tracing::info_span!("shippy", otel.name = "shippy", trace_id = tracing::field::Empty);
+    shared::telemetry::continue_trace(&span, None);
+    if cli.verbose
+        && let Some(id) = shared::telemetry::trace_id(&span)
+    {
+        eprintln!("trace id: {id}");
+    }
+    run_command(cli, out).instrument(span).await
+}
+
+async fn run_command(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
     let format = Format::resolve(cli.format());
     let connect = || Services::connect(&cli.nats, cli.timeout());
     match &cli.command {

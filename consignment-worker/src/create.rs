@@ -51,6 +51,7 @@ use shared::{
     projection::{Behind, Projection},
 };
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::{
@@ -112,6 +113,8 @@ struct Queued {
     load: Load,
     vessel: Vessel,
     done: oneshot::Sender<Result<Written, CreateError>>,
+    /// The requester's span: the round that appends it continues its trace.
+    span: tracing::Span,
 }
 
 /// Room left in an event for its envelope.
@@ -146,7 +149,7 @@ impl<L: EventLog, F: VesselFinder> Creator<L, F> {
             tracing::debug!(consignment = %stored.id, "repeated create answered from the ledger");
             return Ok(stored);
         }
-        let id = Uuid::new_v4();
+        let id = ValidConsignment::new_id();
         let mut seen = None;
         for _ in 0..MAX_FINDS {
             let vessel = self.vessels.find(&valid.specification(seen)).await.map_err(CreateError::Vessel)?;
@@ -156,8 +159,15 @@ impl<L: EventLog, F: VesselFinder> Creator<L, F> {
             if encoded.len() > self.max_event_bytes {
                 return Err(CreateError::TooLarge(encoded.len()));
             }
-            let queued =
-                |done| Queued { id, idempotency: idempotency.clone(), encoded, load: valid.load(), vessel, done };
+            let queued = |done| Queued {
+                id,
+                idempotency: idempotency.clone(),
+                encoded,
+                load: valid.load(),
+                vessel,
+                done,
+                span: tracing::Span::current(),
+            };
             match self.write(&vessel_id, queued).await? {
                 Written::Stored { counted: true } => {
                     tracing::info!(consignment = %consignment.id, vessel = %vessel_id, "consignment created");
@@ -285,8 +295,19 @@ impl<L: EventLog> Writer<L> {
     /// One round: fits `pending` to the vessel as the projection has it, appends
     /// what fits as one event, and answers; returns the creates to fit again after
     /// losing a race to another instance.
-    #[tracing::instrument(skip_all, fields(vessel = %self.vessel_id, creates = pending.len()))]
+    ///
+    /// In a span that continues the trace of the round's first create, linked to
+    /// the others': the append's span, and the event's trace context, follow from it.
     async fn write(&self, pending: Vec<Queued>) -> Vec<Queued> {
+        let parent = pending.first().map_or_else(tracing::Span::none, |queued| queued.span.clone());
+        let span = tracing::info_span!(parent: &parent, "write", vessel = %self.vessel_id, creates = pending.len());
+        for queued in pending.iter().skip(1) {
+            shared::telemetry::link(&span, &queued.span);
+        }
+        self.write_round(pending).instrument(span).await
+    }
+
+    async fn write_round(&self, pending: Vec<Queued>) -> Vec<Queued> {
         let position = self.view.position();
         let (fates, expected) = self.view.read(|view| {
             let bookings = view.vessel(&self.vessel_id);
@@ -314,14 +335,15 @@ impl<L: EventLog> Writer<L> {
             Err(AppendError::Conflict(_)) => {
                 // Another instance appended to the vessel first: decide again once its
                 // event is taken in (or after a while, on the view there is then).
+                shared::meter::jetstream_retry();
                 let vessel_id = &self.vessel_id;
                 self.view.wait_until(|view| view.vessel(vessel_id).last_sequence != expected, FRESHNESS).await;
                 pending
             }
             Err(AppendError::Store(error)) => {
-                tracing::error!(%error, vessel = %self.vessel_id, "appending creates failed");
-                let error = error.to_string();
-                fail(pending, || StoreError::new("append creates", error.clone()).into());
+                // Each create's requester is answered with the error, and it is logged there.
+                let (operation, error) = (format!("append creates to vessel {}", self.vessel_id), error.to_string());
+                fail(pending, || StoreError::new(operation.clone(), error.clone()).into());
                 Vec::new()
             }
         }
@@ -623,6 +645,52 @@ mod flow {
         assert_eq!(view.read(Consignments::len), 1);
         assert_eq!(log.events().len(), 1, "the repeat wrote nothing");
         assert_eq!(repeated.vessel_id, "v1");
+    }
+
+    /// The process crashes (its runtime, and every task on it, gone) after `steps`
+    /// steps of a create (a step: the create runs until it waits, or the writer's
+    /// task does), for every `steps` until the create completes: whatever the step,
+    /// the log holds the create whole or not at all, and a restarted instance given
+    /// the same key stores exactly one consignment.
+    #[test]
+    fn a_crash_between_any_two_steps_leaves_the_create_whole_or_absent() {
+        let fleet = [vessel("v1", 100, 1_000_000)];
+        let runtime = || tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        // How many events each crash left: both must be seen.
+        let mut left = std::collections::BTreeSet::new();
+        for steps in 1.. {
+            let log = Arc::new(MemoryLog::default());
+            let crashed = runtime();
+            let completed = crashed.block_on(async {
+                let (creator, _, _) = instance(&log, &fleet);
+                let valid = seed(10);
+                let mut create = std::pin::pin!(creator.create(&valid, Some("k")));
+                for step in 0..steps {
+                    if step % 2 == 1 {
+                        // The writer's task takes its step.
+                        tokio::task::yield_now().await;
+                    } else if futures::poll!(create.as_mut()).is_ready() {
+                        return true;
+                    }
+                }
+                false
+            });
+            drop(crashed);
+            if completed {
+                break;
+            }
+            let events = log.events().len();
+            assert!(events <= 1, "after {steps} steps: {events} events");
+            left.insert(events);
+
+            runtime().block_on(async {
+                let (restarted, view, _) = instance(&log, &fleet);
+                restarted.create(&seed(10), Some("k")).await.unwrap();
+                assert_eq!(log.events().len(), 1, "after {steps} steps: one event");
+                assert_eq!(view.read(Consignments::len), 1, "after {steps} steps: one consignment");
+            });
+        }
+        assert_eq!(left, [0, 1].into(), "crashes before the append and after it");
     }
 
     #[tokio::test]

@@ -87,6 +87,7 @@ pub async fn start(config: &Config) -> anyhow::Result<ConsignmentService> {
         max_request_bytes: config.worker.max_request_bytes,
         max_in_flight: config.worker.max_in_flight,
         shutdown_grace: config.worker.shutdown_grace(),
+        metrics_addr: config.worker.health.metrics_addr.clone(),
     };
     Ok(Service::start(client, spec, handler).await?)
 }

@@ -3,6 +3,6 @@ use gateway::Config;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    shared::telemetry::init();
+    let _telemetry = shared::telemetry::init("gateway");
     gateway::run(Config::parse(), shared::shutdown::signal()).await
 }

@@ -3,6 +3,7 @@
 use std::{future::Future, time::Duration};
 
 use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::Instrument as _;
 
 /// Runs `work` every `interval` (the first time after one interval) on a task of
 /// its own, until the returned guard is dropped. Keep the guard in the handler it
@@ -24,7 +25,7 @@ where
             }
             tokio::select! {
                 () = stopped.cancelled() => break,
-                () = work() => {}
+                () = work().instrument(tracing::info_span!("background", otel.name = name)) => {}
             }
         }
         tracing::debug!(task = name, "background task stopped");

@@ -36,6 +36,12 @@ pub struct WorkerConfig {
     /// worker folds the event stream with it (`shared::ledger`): set it alike on all.
     #[arg(long, env = "IDEMPOTENCY_WINDOW_SECS", default_value_t = DEFAULT_IDEMPOTENCY_WINDOW_SECS)]
     pub idempotency_window_secs: u64,
+    /// Where to serve /metrics, /healthz and /readyz.
+    #[command(flatten)]
+    pub health: crate::health::HealthConfig,
+    /// Instead of serving: `health`, ask a running worker's /readyz.
+    #[command(subcommand)]
+    pub command: Option<crate::health::Command>,
 }
 
 impl WorkerConfig {
@@ -48,6 +54,8 @@ impl WorkerConfig {
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
             store: crate::store::StoreConfig::default(),
             idempotency_window_secs: DEFAULT_IDEMPOTENCY_WINDOW_SECS,
+            health: crate::health::HealthConfig::default(),
+            command: None,
         }
     }
 

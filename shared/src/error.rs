@@ -50,6 +50,11 @@ impl ErrorCode {
         Self::Timeout,
     ];
 
+    /// Whether the fault is the service's (500 and up), not the request's.
+    pub const fn is_server_error(self) -> bool {
+        self.as_u16() >= 500
+    }
+
     pub const fn as_u16(self) -> u16 {
         match self {
             Self::BadRequest => 400,
@@ -129,9 +134,13 @@ impl ServiceError {
         Self::new(ErrorCode::Internal, message)
     }
 
-    /// The JSON body of the error reply: the whole message, JSON-escaped.
+    /// The JSON body of the error reply: the whole message, JSON-escaped. Encoded
+    /// here rather than by [`crate::codec`], which builds its errors from this type.
+    ///
+    /// # Panics
+    /// Never: an error reply always serializes.
     pub fn to_json(&self) -> Vec<u8> {
-        crate::codec::encode(&ErrorReply { error: self.clone() })
+        serde_json::to_vec(&ErrorReply { error: self.clone() }).expect("an error reply always serializes")
     }
 
     /// The message as a NATS header value: see [`header_safe`].

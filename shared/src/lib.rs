@@ -17,7 +17,8 @@
 //! every worker shares), [`nats`] (connecting, as one of the [`roles`]),
 //! [`client`] (typed request-reply), [`service`] (serving endpoints as an ADR-32 NATS
 //! micro service with graceful shutdown, [`micro`] answering the ADR-32 discovery
-//! verbs), [`shutdown`] and [`telemetry`].
+//! verbs), [`shutdown`], [`telemetry`] (logs and traces), [`meter`] (metrics) and
+//! [`health`] (the operators' HTTP port: `/metrics`, `/healthz`, `/readyz`).
 
 pub mod api_token;
 pub mod background;
@@ -25,7 +26,9 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod ledger;
+pub mod meter;
 pub mod micro;
 pub mod model;
 pub mod nats;

@@ -8,25 +8,22 @@
 //!
 //! * `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS`, each also at `$SRV.<VERB>.<name>` and
 //!   `$SRV.<VERB>.<name>.<id>`, answered by every instance (plain subscriptions);
-//! * the endpoints, `<name>.<endpoint>`, in the service's queue group, as a stream of
-//!   requests that [`Endpoints::drain`] ends once what the server already routed here
-//!   has come through.
+//! * the statistics of the endpoints, `<name>.<endpoint>`, which [`crate::service`]
+//!   subscribes in the service's queue group and counts here ([`Registry::record`]).
 //!
 //! The replies follow the `io.nats.micro.v1.{ping,info,stats}_response` JSON schemas,
 //! which a test checks them against.
 
 use std::{
-    pin::Pin,
     sync::{Arc, Mutex},
-    task::{Context, Poll},
     time::Duration,
 };
 
-use async_nats::{Client, Message, SubscribeError, Subscriber};
-use futures::{Stream, StreamExt as _, stream::SelectAll};
+use async_nats::{Client, SubscribeError};
+use futures::{StreamExt as _, stream::SelectAll};
 use serde_json::{Value, json};
 
-use crate::{error::ServiceError, service::ServiceSpec};
+use crate::error::ServiceError;
 
 const PING_TYPE: &str = "io.nats.micro.v1.ping_response";
 const INFO_TYPE: &str = "io.nats.micro.v1.info_response";
@@ -82,26 +79,49 @@ struct Stats {
     processing: Duration,
 }
 
+/// Who a service is, as the discovery verbs report it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Identity {
+    pub(crate) name: &'static str,
+    pub(crate) version: &'static str,
+    pub(crate) description: &'static str,
+    pub(crate) queue_group: &'static str,
+    pub(crate) endpoints: &'static [&'static str],
+}
+
 impl Registry {
-    pub(crate) fn new(spec: &ServiceSpec) -> Self {
-        let endpoints = spec
-            .endpoints
+    pub(crate) fn new(identity: Identity) -> Self {
+        let Identity { name, version, description, queue_group, endpoints } = identity;
+        let endpoints = endpoints
             .iter()
-            .map(|&name| Endpoint {
-                name,
-                subject: format!("{}.{name}", spec.name),
-                queue_group: spec.queue_group,
+            .map(|&endpoint| Endpoint {
+                name: endpoint,
+                subject: format!("{name}.{endpoint}"),
+                queue_group,
                 stats: Mutex::default(),
             })
             .collect();
         Self {
-            name: spec.name,
+            name,
             id: uuid::Uuid::new_v4().simple().to_string(),
-            version: spec.version,
-            description: spec.description,
+            version,
+            description,
             started: rfc3339_now(),
             endpoints,
         }
+    }
+
+    /// The name of endpoint `index`.
+    ///
+    /// # Panics
+    /// If `index` is not an endpoint of this service.
+    pub(crate) fn endpoint_name(&self, index: usize) -> &'static str {
+        self.endpoints[index].name
+    }
+
+    /// The subject and queue group of each endpoint, in endpoint order.
+    pub(crate) fn endpoints(&self) -> impl Iterator<Item = (&str, &'static str)> {
+        self.endpoints.iter().map(|endpoint| (endpoint.subject.as_str(), endpoint.queue_group))
     }
 
     /// Counts a request to endpoint `index` answered in `elapsed`, and the error reply if it was one.
@@ -191,77 +211,13 @@ pub(crate) async fn answer_verbs(
     }))
 }
 
-/// The requests to every endpoint of a service, each tagged with its endpoint's index.
-#[derive(Debug)]
-pub(crate) struct Endpoints(SelectAll<EndpointRequests>);
-
-#[derive(Debug)]
-struct EndpointRequests {
-    index: usize,
-    subscriber: Subscriber,
-}
-
-impl Stream for EndpointRequests {
-    type Item = (usize, Message);
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let index = self.index;
-        self.subscriber.poll_next_unpin(cx).map(|message| message.map(|message| (index, message)))
-    }
-}
-
-impl Endpoints {
-    /// Subscribes every endpoint of `registry` in its queue group.
-    pub(crate) async fn subscribe(client: &Client, registry: &Registry) -> Result<Self, SubscribeError> {
-        let mut requests = SelectAll::new();
-        for (index, endpoint) in registry.endpoints.iter().enumerate() {
-            let subscriber = client.queue_subscribe(endpoint.subject.clone(), endpoint.queue_group.to_owned()).await?;
-            requests.push(EndpointRequests { index, subscriber });
-        }
-        Ok(Self(requests))
-    }
-
-    /// Unsubscribes every endpoint; the stream still yields what the server had sent
-    /// before it took the unsubscribe, then ends once the server has confirmed it
-    /// (a PING answered after the UNSUBs: async-nats as patched in `vendor/async-nats`;
-    /// 0.51.0 ended it sooner and dropped what was still on its way).
-    pub(crate) async fn drain(&mut self) {
-        for endpoint in &mut self.0 {
-            if let Err(error) = endpoint.subscriber.drain().await {
-                tracing::warn!(%error, "could not unsubscribe an endpoint");
-            }
-        }
-    }
-}
-
-impl Stream for Endpoints {
-    type Item = (usize, Message);
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_next_unpin(cx)
-    }
-}
-
 /// Now, as RFC 3339 in UTC with second precision: `2026-05-04T12:34:56Z`.
 fn rfc3339_now() -> String {
-    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs());
-    rfc3339(seconds)
+    rfc3339(std::time::SystemTime::now())
 }
 
-/// `seconds` since the Unix epoch as RFC 3339 in UTC (Howard Hinnant's `civil_from_days`).
-fn rfc3339(seconds: u64) -> String {
-    let days = seconds / 86_400;
-    let (hour, minute, second) = (seconds % 86_400 / 3_600, seconds % 3_600 / 60, seconds % 60);
-    // Days since 0000-03-01, in 400-year eras of 146 097 days.
-    let z = days + 719_468;
-    let (era, day_of_era) = (z / 146_097, z % 146_097);
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
-    let year = era * 400 + year_of_era + u64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+fn rfc3339(time: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 #[cfg(test)]
@@ -270,6 +226,7 @@ mod tests {
 
     #[test]
     fn rfc3339_dates() {
+        let rfc3339 = |seconds| rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(seconds));
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_709_251_199), "2024-02-29T23:59:59Z");
@@ -278,17 +235,13 @@ mod tests {
 
     #[test]
     fn stats_count_errors_with_a_header_safe_last_error() {
-        let spec = ServiceSpec {
+        let registry = Registry::new(Identity {
             name: "svc",
             version: "1.2.3",
             description: "d",
             queue_group: "q",
             endpoints: &["a", "b"],
-            max_request_bytes: 1,
-            max_in_flight: std::num::NonZeroUsize::MIN,
-            shutdown_grace: Duration::from_secs(1),
-        };
-        let registry = Registry::new(&spec);
+        });
         registry.record(1, Duration::from_millis(2), None);
         registry.record(1, Duration::from_millis(4), Some(&ServiceError::bad_request("a\nb")));
         let stats = registry.reply(Verb::Stats);

@@ -9,7 +9,14 @@
 //! the nodes of a cluster, and connections are pinged often enough ([`PING_INTERVAL`])
 //! to leave a lost node within seconds.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 /// Environment variable naming the NATS server(s), as every NATS tool reads it:
 /// one URL, or several separated by commas (the nodes of a cluster).
@@ -205,9 +212,16 @@ fn read_seed(path: &std::path::Path) -> Result<String, ConnectError> {
 /// The initial connect is retried in the background like any reconnect, so a
 /// worker started before its NATS server (as `docker compose up` does) waits for
 /// it instead of exiting. Requests made before the connection is up wait too.
-/// async-nats logs connection events (connected, disconnected, ...) through `tracing`.
+/// async-nats logs connection events (connected, disconnected, ...) through `tracing`;
+/// reconnects and slow consumers are counted ([`crate::meter`]).
 pub async fn connect_worker(config: &NatsConfig, role: crate::roles::Role) -> Result<Client, ConnectError> {
-    let options = config.options(role.name, role).await?.retry_on_initial_connect();
+    let connected = Arc::new(AtomicBool::new(false));
+    let options = config.options(role.name, role).await?.retry_on_initial_connect().event_callback(move |event| {
+        let reconnect = matches!(event, async_nats::Event::Connected) && connected.swap(true, Ordering::Relaxed);
+        // async-nats logs the event itself.
+        crate::meter::nats_event(&event, reconnect);
+        std::future::ready(())
+    });
     Ok(options.connect(servers(&config.url)).await?)
 }
 

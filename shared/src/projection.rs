@@ -20,6 +20,7 @@ use std::{
 use futures::StreamExt as _;
 use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::Instrument as _;
 
 use crate::store::{Event, StoreError};
 
@@ -170,7 +171,9 @@ pub async fn follow<T: Fold>(
     let follower = Arc::clone(&projection);
     tokio::spawn(async move {
         loop {
-            match crate::store::follow(&client, &stream, follower.position() + 1).await {
+            let from = follower.position() + 1;
+            let span = tracing::info_span!("follow", otel.name = "follow the event stream", from);
+            match crate::store::follow(&client, &stream, from).instrument(span).await {
                 Ok(events) => {
                     let followed_at = tokio::time::Instant::now();
                     let taken = take_in(&follower, events);
@@ -180,9 +183,13 @@ pub async fn follow<T: Fold>(
                     };
                     tokio::select! {
                         () = stopped.cancelled() => return,
-                        error = taken => tracing::warn!(%error, position = follower.position(), "following the event stream stopped; following again"),
+                        error = taken => {
+                            tracing::warn!(%error, position = follower.position(), "following the event stream stopped; following again");
+                            crate::meter::recovery("refollow");
+                        }
                         () = stalled => {
                             tracing::info!(position = follower.position(), "no event taken in while one is awaited; following again");
+                            crate::meter::recovery("refollow");
                             continue;
                         }
                     }
@@ -198,6 +205,11 @@ pub async fn follow<T: Fold>(
     let guard = stop.drop_guard();
     projection
         .wait_for(caught_up_at, CATCH_UP_TIMEOUT)
+        .instrument(tracing::info_span!(
+            "catch up",
+            otel.name = "catch up with the event stream",
+            events = caught_up_at
+        ))
         .await
         .map_err(|behind| StoreError::new("catch up with the event stream", behind))?;
     tracing::info!(events = caught_up_at, took = ?started.elapsed(), "projection caught up with the event stream");

@@ -22,23 +22,31 @@
 //! deadline, logs which step it could not finish and how many requests were still
 //! unanswered, and returns `Ok`: their replies are lost, and only then.
 
+// A handler panic is caught (`catch_unwind` in `Responder::answer`) and costs one
+// request; with `panic = "abort"` it would take the worker down, so no such build.
+#[cfg(not(panic = "unwind"))]
+compile_error!("shippy's services need panic = \"unwind\": a handler panic must cost one request, not the worker");
+
 use std::{
     future::Future,
     num::NonZeroUsize,
     panic::AssertUnwindSafe,
+    pin::Pin,
     sync::Arc,
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
-use async_nats::{Client, HeaderMap, Message};
+use async_nats::{Client, HeaderMap, Message, SubscribeError, Subscriber};
 use bytes::Bytes;
-use futures::{FutureExt as _, StreamExt as _};
+use futures::{FutureExt as _, Stream, StreamExt as _, stream::SelectAll};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use crate::{
     error::{ERROR_CODE_HEADER, ERROR_HEADER, ErrorCode, ServiceError},
-    micro::{self, Endpoints, Registry},
+    micro::{self, Identity, Registry},
 };
 
 /// Serves one request.
@@ -73,6 +81,8 @@ pub struct ServiceSpec {
     /// How long shutdown may take, from the signal: unsubscribing, answering what was
     /// delivered, confirming the replies. Past it, the service stops without NATS.
     pub shutdown_grace: Duration,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz` ([`crate::health`]), if anywhere.
+    pub metrics_addr: Option<String>,
 }
 
 /// Why a service could not start or stop cleanly.
@@ -84,6 +94,8 @@ pub enum Error {
         #[source]
         source: async_nats::SubscribeError,
     },
+    #[error(transparent)]
+    Health(#[from] crate::health::BindError),
     #[error("the server did not confirm the subscriptions of the {name} service: {source}")]
     Ready {
         name: &'static str,
@@ -100,6 +112,7 @@ pub struct Service<H> {
     requests: Endpoints,
     responder: Arc<Responder<H>>,
     spec: ServiceSpec,
+    health: Option<crate::health::Health>,
 }
 
 impl<H> std::fmt::Debug for Service<H> {
@@ -115,20 +128,35 @@ impl<H: Handler> Service<H> {
     /// this returns reaches the service.
     pub async fn start(client: Client, spec: ServiceSpec, handler: H) -> Result<Self, Error> {
         let start_error = |source| Error::Start { name: spec.name, source };
-        let registry = Arc::new(Registry::new(&spec));
+        let health = match &spec.metrics_addr {
+            Some(addr) => Some(crate::health::Health::serve(addr).await?),
+            None => None,
+        };
+        let registry = Arc::new(Registry::new(Identity {
+            name: spec.name,
+            version: spec.version,
+            description: spec.description,
+            queue_group: spec.queue_group,
+            endpoints: spec.endpoints,
+        }));
         let requests = Endpoints::subscribe(&client, &registry).await.map_err(start_error)?;
         let verbs = micro::answer_verbs(&client, Arc::clone(&registry)).await.map_err(start_error)?;
         // The server has the subscriptions once a round trip through it is done.
         crate::nats::round_trip(&client).await.map_err(|source| Error::Ready { name: spec.name, source })?;
         tracing::info!(service = spec.name, queue_group = spec.queue_group, endpoints = ?spec.endpoints, "service ready");
+        if let Some(health) = &health {
+            health.serving(client.clone());
+        }
         let responder = Arc::new(Responder {
             handler,
+            service: spec.name,
             client: client.clone(),
             registry,
             max_request_bytes: spec.max_request_bytes,
+            queue_group: spec.queue_group,
             max_payload: client.server_info().max_payload,
         });
-        Ok(Self { client, verbs, requests, responder, spec })
+        Ok(Self { client, verbs, requests, responder, spec, health })
     }
 
     /// Serves requests until `shutdown` completes or the connection closes, then
@@ -142,14 +170,15 @@ impl<H: Handler> Service<H> {
     /// # Panics
     /// Never: the semaphore bounding requests in flight is never closed.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-        let Self { client, verbs, mut requests, responder, spec } = self;
+        let Self { client, verbs, mut requests, responder, spec, health } = self;
         let in_flight = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(spec.max_in_flight.get()));
         let take_slot = || async { Arc::clone(&slots).acquire_owned().await.expect("the semaphore is never closed") };
         let spawn_answer = |request, slot: OwnedSemaphorePermit| {
+            let taken = Instant::now();
             let responder = Arc::clone(&responder);
             in_flight.spawn(async move {
-                responder.answer(request).await;
+                responder.answer(request, taken).await;
                 drop(slot);
             })
         };
@@ -171,6 +200,9 @@ impl<H: Handler> Service<H> {
         }
 
         tracing::info!(service = spec.name, in_flight = in_flight.len(), "shutting down: no new requests");
+        if let Some(health) = &health {
+            health.stopping();
+        }
         let deadline = tokio::time::Instant::now() + spec.shutdown_grace;
         let mut step = Step::Unsubscribe;
         let confirmed = tokio::time::timeout_at(deadline, async {
@@ -255,30 +287,42 @@ where
 /// Turns requests into replies.
 struct Responder<H> {
     handler: H,
+    /// The service's name, for the metrics.
+    service: &'static str,
     client: Client,
     registry: Arc<Registry>,
     max_request_bytes: usize,
+    /// The queue group, for the server spans.
+    queue_group: &'static str,
     /// The largest message the server takes: a larger reply would be dropped unseen.
     max_payload: usize,
 }
 
 impl<H: Handler> Responder<H> {
     /// Serves one request to endpoint `index` (on its own task), sends the reply and counts it.
-    async fn answer(self: Arc<Self>, (index, message): (usize, Message)) {
+    /// `taken` is when it was taken off the subscription.
+    async fn answer(self: Arc<Self>, (index, message): (usize, Message), taken: Instant) {
         let received = Instant::now();
+        let metered = crate::meter::Request::start(self.service, self.registry.endpoint_name(index), received - taken);
         let size = message.payload.len();
+        let span = crate::telemetry::server_span(&message.subject, self.queue_group, size);
+        crate::telemetry::continue_trace(&span, message.headers.as_ref());
         let result = if size > self.max_request_bytes {
             Err(ServiceError::new(
                 ErrorCode::PayloadTooLarge,
                 format!("request of {size} bytes exceeds the limit of {} bytes", self.max_request_bytes),
             ))
         } else {
-            // A bug in one handler must cost one request, not the worker (the release
-            // profile unwinds, so that this holds in the binaries users run).
-            AssertUnwindSafe(self.handler.handle(&message.subject, message.headers.as_ref(), message.payload.clone()))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| Err(ServiceError::internal("internal error")))
+            // A bug in one handler must cost one request, not the worker (this crate
+            // builds only with `panic = "unwind"`: see the `compile_error!` above).
+            AssertUnwindSafe(
+                self.handler
+                    .handle(&message.subject, message.headers.as_ref(), message.payload.clone())
+                    .instrument(span.clone()),
+            )
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(ServiceError::internal("internal error")))
         };
         // A reply NATS would refuse becomes an error reply, never silence.
         let result = result.and_then(|body| {
@@ -296,7 +340,8 @@ impl<H: Handler> Responder<H> {
         let (headers, body) = match &result {
             Ok(body) => (None, body.clone()),
             Err(error) => {
-                tracing::debug!(subject = %message.subject, %error, "request failed");
+                crate::telemetry::record_error(&span, &error.code);
+                span.in_scope(|| tracing::debug!(subject = %message.subject, %error, "request failed"));
                 (Some(error_headers(error)), error.to_json())
             }
         };
@@ -311,7 +356,62 @@ impl<H: Handler> Responder<H> {
                 tracing::warn!(subject = %message.subject, %error, "could not send the reply");
             }
         }
-        self.registry.record(index, received.elapsed(), result.as_ref().err());
+        let took = received.elapsed();
+        if let Some(metered) = metered {
+            metered.done(took, result.as_ref().err().map(|error| error.code));
+        }
+        self.registry.record(index, took, result.as_ref().err());
+    }
+}
+
+/// The requests to every endpoint of a service, each tagged with its endpoint's index.
+#[derive(Debug)]
+struct Endpoints(SelectAll<EndpointRequests>);
+
+#[derive(Debug)]
+struct EndpointRequests {
+    index: usize,
+    subscriber: Subscriber,
+}
+
+impl Stream for EndpointRequests {
+    type Item = (usize, Message);
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let index = self.index;
+        self.subscriber.poll_next_unpin(cx).map(|message| message.map(|message| (index, message)))
+    }
+}
+
+impl Endpoints {
+    /// Subscribes every endpoint of `registry` in its queue group.
+    async fn subscribe(client: &Client, registry: &Registry) -> Result<Self, SubscribeError> {
+        let mut requests = SelectAll::new();
+        for (index, (subject, queue_group)) in registry.endpoints().enumerate() {
+            let subscriber = client.queue_subscribe(subject.to_owned(), queue_group.to_owned()).await?;
+            requests.push(EndpointRequests { index, subscriber });
+        }
+        Ok(Self(requests))
+    }
+
+    /// Unsubscribes every endpoint; the stream still yields what the server had sent
+    /// before it took the unsubscribe, then ends once the server has confirmed it
+    /// (a PING answered after the UNSUBs: async-nats as patched in `vendor/async-nats`;
+    /// 0.51.0 ended it sooner and dropped what was still on its way).
+    async fn drain(&mut self) {
+        for endpoint in &mut self.0 {
+            if let Err(error) = endpoint.subscriber.drain().await {
+                tracing::warn!(%error, "could not unsubscribe an endpoint");
+            }
+        }
+    }
+}
+
+impl Stream for Endpoints {
+    type Item = (usize, Message);
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_next_unpin(cx)
     }
 }
 

@@ -41,6 +41,7 @@ use async_nats::{
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
 use serde::Serialize;
+use tracing::Instrument as _;
 
 use crate::subjects::{consignment, vessel};
 
@@ -148,9 +149,10 @@ impl StoreError {
 }
 
 /// A store failure costs the request a 500; the details go to the log, not to the caller.
+/// The reply to a request the store failed: a 500 that keeps the cause to itself;
+/// the worker answering logs the cause.
 impl From<StoreError> for crate::ServiceError {
-    fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "JetStream store failed");
+    fn from(_: StoreError) -> Self {
         Self::internal("the store failed")
     }
 }
@@ -232,7 +234,9 @@ pub enum AppendError {
 /// Appends `payload` to `subject` in the event stream, provided the last message on
 /// `subject` has sequence `expected` (0: none), and waits until JetStream has
 /// stored it (with `sync_interval: always`, fsynced). Returns its stream sequence.
-#[tracing::instrument(skip(js, payload), fields(bytes = payload.len()), err(level = "debug"))]
+///
+/// In a span of its own, whose trace context goes into the message's headers
+/// ([`crate::telemetry`]): a consumer of the event can link back to the request.
 pub async fn append(js: &jetstream::Context, subject: &str, expected: u64, payload: Bytes) -> Result<u64, AppendError> {
     let failed = |error: async_nats::jetstream::context::PublishError| {
         if is_wrong_sequence(&error) {
@@ -241,11 +245,28 @@ pub async fn append(js: &jetstream::Context, subject: &str, expected: u64, paylo
             AppendError::Store(StoreError::new(format!("append to {subject}"), error))
         }
     };
-    let mut headers = HeaderMap::new();
+    let span = crate::telemetry::jetstream_span("publish", EVENTS_STREAM, subject);
+    let mut headers = Some(HeaderMap::new());
+    crate::telemetry::inject_span(&span, &mut headers);
+    let mut headers = headers.unwrap_or_default();
     headers.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string().as_str());
-    let ack =
-        js.publish_with_headers(subject.to_owned(), headers, payload).await.map_err(failed)?.await.map_err(failed)?;
-    Ok(ack.sequence)
+    let started = std::time::Instant::now();
+    let acked = async {
+        let ack = js.publish_with_headers(subject.to_owned(), headers, payload).await.map_err(failed)?;
+        ack.await.map_err(failed)
+    }
+    .instrument(span.clone())
+    .await;
+    let conflict = matches!(acked, Err(AppendError::Conflict(_)));
+    crate::meter::jetstream("publish", started.elapsed(), conflict);
+    match acked {
+        Ok(ack) => Ok(ack.sequence),
+        Err(error) => {
+            crate::telemetry::record_error(&span, &if conflict { "conflict" } else { "store" });
+            span.in_scope(|| tracing::debug!(%error, "append failed"));
+            Err(error)
+        }
+    }
 }
 
 /// The sequence of the newest message in the event stream (0 when it is empty),
@@ -409,10 +430,20 @@ pub async fn direct_batch(
     request: &BatchRequest,
     timeout: Duration,
 ) -> Result<Vec<StoredMessage>, StoreError> {
-    ask_replicas(|| direct_batch_once(client, stream, request, timeout)).await?.ok_or_else(|| {
-        let operation = format!("read {stream} from sequence {}", request.from);
-        StoreError::new(operation, "every replica that answered is behind the sequence asked for")
-    })
+    let span = crate::telemetry::jetstream_span("direct_get", stream, &request.subject);
+    let started = std::time::Instant::now();
+    let read = ask_replicas(|| direct_batch_once(client, stream, request, timeout)).instrument(span.clone()).await;
+    crate::meter::jetstream("direct_get", started.elapsed(), false);
+    let read = read.and_then(|read| {
+        read.ok_or_else(|| {
+            let operation = format!("read {stream} from sequence {}", request.from);
+            StoreError::new(operation, "every replica that answered is behind the sequence asked for")
+        })
+    });
+    if read.is_err() {
+        crate::telemetry::record_error(&span, &"store");
+    }
+    read
 }
 
 /// One [`direct_batch`]; `None` if the replica that answered is behind `min_last_seq`.

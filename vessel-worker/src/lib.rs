@@ -93,6 +93,7 @@ pub async fn start(config: &Config) -> anyhow::Result<VesselService> {
         max_request_bytes: config.worker.max_request_bytes,
         max_in_flight: config.worker.max_in_flight,
         shutdown_grace: config.worker.shutdown_grace(),
+        metrics_addr: config.worker.health.metrics_addr.clone(),
     };
     Ok(Service::start(client, spec, VesselHandler::new(vessels, max_payload)).await?)
 }

@@ -3,7 +3,11 @@ use vessel_worker::Config;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    shared::telemetry::init();
+    let config = Config::parse();
+    if let Some(shared::health::Command::Health) = config.worker.command {
+        return Ok(shared::health::probe(config.worker.health.metrics_addr.as_deref()).await?);
+    }
+    let _telemetry = shared::telemetry::init("vessel-worker");
     // Boxed: the worker's state machine is large, and lives on the heap once.
-    Box::pin(vessel_worker::run(Config::parse(), shared::shutdown::signal())).await
+    Box::pin(vessel_worker::run(config, shared::shutdown::signal())).await
 }

@@ -6,7 +6,13 @@ mod load;
 mod report;
 mod target;
 
-use std::{io::Write, path::Path, time::Duration};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use clap::Args;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shared::nats::NatsConfig;
@@ -17,7 +23,41 @@ pub use self::{
     load::{Load, OPEN_LOOP_MAX_IN_FLIGHT, Window},
     report::{Outcome, Report},
 };
-use crate::{args::BenchArgs, client::Services, input, output::Format};
+use crate::{client::Services, input, output::Format};
+
+/// `shippy bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure; several run one after another, `all` is `raw find create`.
+    #[arg(value_enum, default_value = "all")]
+    pub scenarios: Vec<Choice>,
+    /// Closed loop: this many requests in flight at all times (1 to 1024).
+    #[arg(long, default_value_t = 16, conflicts_with = "rate")]
+    pub clients: u32,
+    /// Open loop: send this many requests per second (1 to 50000), whatever the replies do;
+    /// latency counts from each request's scheduled send time.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// How long to measure each scenario, e.g. `5s`, `500ms` (100ms to 10m).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Load before measuring each scenario, not counted (0s to 1m).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// The consignment the `create` scenario sends (default: ./consignment.json).
+    #[arg(long, default_value = "consignment.json")]
+    pub file: PathBuf,
+    /// Before measuring, store this many more consignments (copies of --file on the
+    /// vessel `bench-fill`), appended straight to the event stream, 500 to an event:
+    /// how the services fare as data grows (up to 10000000).
+    #[arg(long, default_value_t = 0)]
+    pub fill: u64,
+    /// Before measuring, grow the fleet to at least this many vessels, adding vessels
+    /// `0-fleet-NNNNNNN` (first in id order, each too small for --file) through
+    /// vessel.create: how the services fare as the fleet grows (up to 1000000).
+    #[arg(long, default_value_t = 0)]
+    pub fleet: u64,
+}
 
 /// Closed loop: the most clients; one connection carries them all.
 pub const MAX_CLIENTS: u32 = 1_024;

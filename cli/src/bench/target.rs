@@ -136,13 +136,20 @@ impl Target {
         Self { subject: consignment::CREATE.to_owned(), payload: encode(new).into(), reply: Reply::Created }
     }
 
-    /// Sends the request once and decodes its reply, as any shippy client would.
+    /// Sends the request once and decodes its reply, as any shippy client would,
+    /// as the root of a trace of its own (sampled as `OTEL_TRACES_SAMPLER` says).
     pub(super) async fn call(&self, services: &Services) -> Result<(), RequestError> {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!(parent: None, "bench");
         match self.reply {
-            Reply::Vessel => services.request::<VesselReply>(&self.subject, self.payload.clone()).await.map(drop),
-            Reply::Created => {
-                services.request::<CreatedConsignment>(&self.subject, self.payload.clone()).await.map(drop)
+            Reply::Vessel => {
+                services.request::<VesselReply>(&self.subject, self.payload.clone()).instrument(span).await.map(drop)
             }
+            Reply::Created => services
+                .request::<CreatedConsignment>(&self.subject, self.payload.clone())
+                .instrument(span)
+                .await
+                .map(drop),
         }
     }
 }
