@@ -121,6 +121,7 @@ async fn openapi(gateway: &Gateway) -> Value {
         ("/v1/vessels", &["get", "post"]),
         ("/v1/vessels/available", &["get"]),
         ("/v1/events", &["get"]),
+        ("/v1/services", &["get"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
     ] {
@@ -240,6 +241,26 @@ async fn every_route_answers_and_its_body_matches_the_openapi_document() {
     )
     .await;
     assert_eq!((status, &found["id"]), (StatusCode::OK, &json!("gw-big")), "{found}");
+
+    // The running instances, with what they served, from $SRV.STATS.
+    let (status, services) = json(gateway.call(Method::GET, "/v1/services").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{services}");
+    assert_matches_schema(&doc, "ServiceList", &services);
+    let names: Vec<&str> =
+        services["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["consignment", "vessel"]);
+    let create_stats = services["services"][0]["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "create");
+    assert!(create_stats.unwrap()["num_requests"].as_u64().unwrap() >= 3, "{services}");
+
+    // The dashboard: its page, stylesheet and script, under a strict CSP.
+    for (path, media) in [("/", "text/html"), ("/app.css", "text/css"), ("/app.js", "text/javascript")] {
+        let response = gateway.anonymous(Method::GET, path).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert!(response.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with(media), "{path}");
+        let csp = response.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+        assert_eq!(response.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    }
 
     // Shuts down cleanly: in-flight requests done, NATS drained.
     stack.gateway.running.stop().await.expect("a clean shutdown");
