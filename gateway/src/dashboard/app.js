@@ -95,7 +95,7 @@ async function loadServices() {
 function addToFeed(id, event) {
   const feed = $("feed");
   for (const consignment of event.consignments) {
-    const item = el("li", { "data-consignment": consignment.id, "data-sequence": id },
+    const item = el("li", { "data-consignment": consignment.id, "data-vessel": event.vessel_id, "data-sequence": id },
       el("div", {}, consignment.description),
       el("div", { class: "meta" }, consignment.containers.length + " containers, " +
         consignment.weight.toLocaleString() + " kg, on " + event.vessel_id + " · #" + id));
