@@ -22,7 +22,7 @@ use testkit::{GUARD, Nats};
 use tokio::sync::mpsc;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-const SEED: &str = include_str!("../../consignment.json");
+use testkit::SEED_CONSIGNMENT as SEED;
 
 /// Keys for every role, as `shippy auth init` writes them, and a server that knows them.
 struct Deployment {

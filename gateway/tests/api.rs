@@ -12,7 +12,7 @@ use shared::model::NewConsignment;
 use testkit::{GUARD, Nats, Running};
 
 const TOKEN: &str = "test-token-0123456789";
-const SEED: &str = include_str!("../../consignment.json");
+use testkit::SEED_CONSIGNMENT as SEED;
 
 /// A gateway serving on a task of its own, and how to reach it.
 struct Gateway {
