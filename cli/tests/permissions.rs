@@ -262,7 +262,8 @@ async fn each_role_can_do_its_job() {
     jetstream::new(admin).delete_stream(store::EVENTS_STREAM).await.expect("the admin deletes the stream");
 }
 
-/// A gateway logged in as its role serves `GET /v1/events`: the stored create read
+/// A gateway logged in as its role gathers `$SRV.STATS` (`GET /v1/services`) and
+/// serves `GET /v1/events`: the stored create read
 /// back from `Last-Event-ID: 0` (direct gets on `shippy-feed`), then one live (its
 /// ordered consumer on `shippy-feed`).
 async fn gateway_events(deployment: &Deployment, stored_id: &str) {
@@ -275,10 +276,34 @@ async fn gateway_events(deployment: &Deployment, stored_id: &str) {
     config.addr = "127.0.0.1:0".parse().unwrap();
     config.tokens_file = Some(tokens);
     let gateway = gateway::Gateway::start(&config).await.expect("start the gateway as its role");
-    let url = format!("http://{}/v1/events", gateway.local_addr().unwrap());
+    let base = format!("http://{}", gateway.local_addr().unwrap());
     let running = testkit::Running::spawn(|shutdown| gateway.serve(shutdown));
+    // Ready: its NATS connection (made in the background) is up.
+    let ready = async {
+        let mut poll = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            poll.tick().await;
+            let readyz = reqwest::get(format!("{base}/readyz")).await;
+            if readyz.is_ok_and(|response| response.status().is_success()) {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(GUARD, ready).await.expect("the gateway is ready in time");
+    // The dashboard's instances, from $SRV.STATS.
+    let services: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/v1/services"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .expect("GET /v1/services")
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(services["services"].as_array().map(Vec::len), Some(2), "{services}");
     let response = reqwest::Client::new()
-        .get(url)
+        .get(format!("{base}/v1/events"))
         .bearer_auth(TOKEN)
         .header("Last-Event-ID", "0")
         .send()

@@ -9,6 +9,8 @@
 //! | `POST /v1/vessels`               | `vessel.create`         |
 //! | `GET /v1/vessels/available`      | `vessel.find_available` |
 //! | `GET /v1/events`                 | `shippy-feed`, `consignment.created.*` (Server-Sent Events, [`events`]) |
+//! | `GET /v1/services`               | `$SRV.STATS` (every instance's reply) |
+//! | `GET /`, `/app.css`, `/app.js`   | (the dashboard, [`dashboard`]) |
 //! | `GET /healthz`, `GET /readyz`    | (the process, the NATS connection) |
 //! | `GET /openapi.json`              | (this API, described by [`routes::ApiDoc`]) |
 //!
@@ -18,6 +20,7 @@
 //! become HTTP statuses with the services' error body at the edge.
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod nats;

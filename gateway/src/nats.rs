@@ -114,3 +114,67 @@ impl Nats {
         })
     }
 }
+
+/// How long [`Nats::service_stats`] waits for more replies after the last one.
+pub const STATS_QUIET: Duration = Duration::from_millis(200);
+
+/// One instance of a service, as its `$SRV.STATS` reply (ADR-32) reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ServiceStats {
+    pub name: String,
+    /// The instance's id.
+    pub id: String,
+    pub version: String,
+    /// When it started, RFC 3339.
+    pub started: String,
+    pub endpoints: Vec<EndpointStats>,
+}
+
+/// What one endpoint of an instance has served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct EndpointStats {
+    pub name: String,
+    pub subject: String,
+    pub num_requests: u64,
+    pub num_errors: u64,
+    #[serde(default)]
+    pub last_error: String,
+    /// Nanoseconds.
+    pub average_processing_time: u64,
+}
+
+impl Nats {
+    /// Every running instance's `$SRV.STATS` reply, by name then id: the request
+    /// goes to all of them, and the replies are gathered until none has come for
+    /// [`STATS_QUIET`] (or the request timeout is spent). A reply that is not
+    /// ADR-32 stats is skipped.
+    pub async fn service_stats(&self) -> Result<Vec<ServiceStats>, ApiError> {
+        if !self.is_connected() {
+            return Err(ApiError::NatsUnavailable);
+        }
+        let transport = |error: &dyn std::fmt::Display| {
+            tracing::warn!(%error, "gathering $SRV.STATS failed");
+            ApiError::Transport("$SRV.STATS".to_owned())
+        };
+        let inbox = self.client.new_inbox();
+        let mut replies = self.client.subscribe(inbox.clone()).await.map_err(|error| transport(&error))?;
+        self.client
+            .publish_with_reply("$SRV.STATS", inbox, bytes::Bytes::new())
+            .await
+            .map_err(|error| transport(&error))?;
+        let mut services = Vec::new();
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let quiet = (tokio::time::Instant::now() + STATS_QUIET).min(deadline);
+            match tokio::time::timeout_at(quiet, futures::StreamExt::next(&mut replies)).await {
+                Ok(Some(reply)) => match serde_json::from_slice::<ServiceStats>(&reply.payload) {
+                    Ok(stats) => services.push(stats),
+                    Err(error) => tracing::debug!(%error, "a $SRV.STATS reply that is not ADR-32 stats: skipped"),
+                },
+                Ok(None) | Err(_) => break,
+            }
+        }
+        services.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+        Ok(services)
+    }
+}

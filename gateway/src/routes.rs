@@ -31,7 +31,7 @@ use crate::{
     auth::Auth,
     error::{ApiError, ErrorBody, ErrorDetail},
     events::FeedEvent,
-    nats::Nats,
+    nats::{EndpointStats, Nats, ServiceStats},
 };
 
 /// The header a caller names a create with: the same key gives the same consignment.
@@ -87,12 +87,14 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/vessels", get(list_vessels).post(move |state, headers, body| create_vessel(state, headers, body, max)))
         .route("/vessels/available", get(find_available))
         .route("/events", get(events))
+        .route("/services", get(services))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state.auth), crate::auth::require_token));
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
         .nest("/v1", v1)
+        .merge(crate::dashboard::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -110,7 +112,10 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
     }
     // Outermost: every error response, whoever made it, gets the error body; the
     // trace layer logs method, path and status, never headers (tokens).
-    router.layer(middleware::from_fn(crate::error::json_errors)).layer(TraceLayer::new_for_http())
+    router
+        .layer(middleware::from_fn(crate::error::json_errors))
+        .layer(middleware::from_fn(crate::dashboard::security_headers))
+        .layer(TraceLayer::new_for_http())
 }
 
 /// The API, as OpenAPI 3.1.
@@ -119,14 +124,14 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
     info(title = "shippy gateway", description = "The shippy services over HTTP/JSON."),
     paths(
         create_consignment, list_consignments, get_consignment, list_vessels, create_vessel, find_available,
-        events, healthz, readyz
+        events, services, healthz, readyz
     ),
     components(schemas(
         Consignment, Container, NewConsignment, ConsignmentList, Vessel, ListedVessel, Load, NewVessel, VesselList,
-        ErrorBody, ErrorDetail, Health, FeedEvent
+        ErrorBody, ErrorDetail, Health, FeedEvent, ServiceList, ServiceStats, EndpointStats
     )),
     modifiers(&BearerAuth),
-    tags((name = "consignments"), (name = "vessels"), (name = "events"), (name = "health"))
+    tags((name = "consignments"), (name = "vessels"), (name = "events"), (name = "services"), (name = "health"))
 )]
 pub struct ApiDoc;
 
@@ -363,6 +368,21 @@ async fn events(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     let sse = Sse::new(events.map(Ok::<_, std::convert::Infallible>))
         .keep_alive(KeepAlive::new().interval(crate::events::KEEP_ALIVE));
     Ok(sse.into_response())
+}
+
+/// The body of `GET /v1/services`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ServiceList {
+    pub services: Vec<ServiceStats>,
+}
+
+/// The running service instances and what each endpoint has served (requests,
+/// errors), from their `$SRV.STATS` replies (ADR-32), by name then instance id.
+#[utoipa::path(get, path = "/v1/services", tag = "services", security(("bearer" = [])),
+    responses((status = 200, body = ServiceList), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+async fn services(State(state): State<AppState>) -> Result<Json<ServiceList>, ApiError> {
+    Ok(Json(ServiceList { services: state.nats.service_stats().await? }))
 }
 
 /// The header a client resumes the events with.

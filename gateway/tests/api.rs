@@ -121,6 +121,7 @@ async fn openapi(gateway: &Gateway) -> Value {
         ("/v1/vessels", &["get", "post"]),
         ("/v1/vessels/available", &["get"]),
         ("/v1/events", &["get"]),
+        ("/v1/services", &["get"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
     ] {
@@ -240,6 +241,26 @@ async fn every_route_answers_and_its_body_matches_the_openapi_document() {
     )
     .await;
     assert_eq!((status, &found["id"]), (StatusCode::OK, &json!("gw-big")), "{found}");
+
+    // The running instances, with what they served, from $SRV.STATS.
+    let (status, services) = json(gateway.call(Method::GET, "/v1/services").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{services}");
+    assert_matches_schema(&doc, "ServiceList", &services);
+    let names: Vec<&str> =
+        services["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["consignment", "vessel"]);
+    let create_stats = services["services"][0]["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "create");
+    assert!(create_stats.unwrap()["num_requests"].as_u64().unwrap() >= 3, "{services}");
+
+    // The dashboard: its page, stylesheet and script, under a strict CSP.
+    for (path, media) in [("/", "text/html"), ("/app.css", "text/css"), ("/app.js", "text/javascript")] {
+        let response = gateway.anonymous(Method::GET, path).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert!(response.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with(media), "{path}");
+        let csp = response.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+        assert_eq!(response.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    }
 
     // Shuts down cleanly: in-flight requests done, NATS drained.
     stack.gateway.running.stop().await.expect("a clean shutdown");
@@ -567,4 +588,106 @@ async fn the_binary_serves_until_sigterm_and_exits_cleanly() {
     let health = reqwest::get(format!("http://{addr}/healthz")).await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     assert!(gateway.terminate().await, "the gateway did not exit cleanly on SIGTERM");
+}
+
+/// chromedriver, as Debian's `chromium-driver` installs it (or first on `PATH`).
+fn chromedriver() -> std::path::PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|dir| dir.join("chromedriver"))
+        .find(|candidate| candidate.is_file());
+    on_path.unwrap_or_else(|| {
+        panic!(
+            "the dashboard test drives a real browser and needs chromedriver on PATH: \
+             install the Debian packages `chromium` and `chromium-driver` (apt-get install chromium chromium-driver)"
+        )
+    })
+}
+
+/// chromedriver on a free loopback port, and a headless Chromium session through it.
+async fn browser() -> (tokio::process::Child, fantoccini::Client) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let driver = tokio::process::Command::new(chromedriver())
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chromedriver");
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                        "--window-size=1200,1500"]}),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let session = async {
+        let mut poll = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            poll.tick().await;
+            let mut builder = fantoccini::ClientBuilder::new(connector.clone());
+            if let Ok(client) =
+                builder.capabilities(capabilities.clone()).connect(&format!("http://127.0.0.1:{port}")).await
+            {
+                return client;
+            }
+        }
+    };
+    let client = tokio::time::timeout(GUARD, session).await.expect("a Chromium session through chromedriver in time");
+    (driver, client)
+}
+
+#[tokio::test]
+async fn the_dashboard_works_in_a_real_browser() {
+    use fantoccini::Locator::Css;
+    let stack = Stack::start(|_| {}).await;
+    let gateway = &stack.gateway;
+    let (_driver, browser) = browser().await;
+    let wait = || browser.wait().at_most(GUARD);
+
+    // The token, once: then both default vessels.
+    browser.goto(&format!("{}/", gateway.base)).await.unwrap();
+    wait().for_element(Css("#token")).await.unwrap().send_keys(TOKEN).await.unwrap();
+    browser.find(Css("#login-form button")).await.unwrap().click().await.unwrap();
+    for vessel in ["vessel001", "vessel002"] {
+        wait().for_element(Css(&format!("#vessels li[data-vessel='{vessel}']"))).await.unwrap();
+    }
+    // The instances, from $SRV.STATS.
+    wait().for_element(Css("#services tr[data-service='consignment']")).await.unwrap();
+    wait().for_element(Css("#services tr[data-service='vessel']")).await.unwrap();
+
+    // A create: it appears in the feed, and its vessel's bar grows.
+    let description = browser.find(Css("#description")).await.unwrap();
+    description.clear().await.unwrap();
+    description.send_keys("Browser consignment").await.unwrap();
+    browser.find(Css("#create-form button")).await.unwrap().click().await.unwrap();
+    let item = wait().for_element(Css("#feed li[data-consignment]")).await.unwrap();
+    assert!(item.text().await.unwrap().contains("Browser consignment"));
+    let vessel = item.attr("data-vessel").await.unwrap().expect("the feed names the vessel");
+    let bar = wait().for_element(Css(&format!("#vessels li[data-vessel='{vessel}'][data-containers='1']"))).await;
+    let bar = bar.expect("the vessel's bar shows the container booked");
+    let progress = bar.find(Css("progress.containers")).await.unwrap();
+    assert_eq!(progress.attr("value").await.unwrap().as_deref(), Some("1"));
+
+    // A consignment no vessel can carry: the service's message, inline.
+    let weight = browser.find(Css("#weight")).await.unwrap();
+    weight.clear().await.unwrap();
+    weight.send_keys("999999999").await.unwrap();
+    browser.find(Css("#create-form button")).await.unwrap().click().await.unwrap();
+    let mut too_heavy = light("Browser consignment");
+    too_heavy.weight = 999_999_999;
+    too_heavy.containers.truncate(1);
+    let refused = gateway.call(Method::POST, "/v1/consignments").json(&too_heavy).send().await.unwrap();
+    let (status, body) = json(refused).await;
+    assert!(status.is_client_error(), "{body}");
+    let message = body["error"]["message"].as_str().unwrap().to_owned();
+    wait().for_element(Css("#create-error:not(:empty)")).await.expect("the error is shown");
+    assert_eq!(browser.find(Css("#create-error")).await.unwrap().text().await.unwrap(), message);
+
+    // A screenshot, for people to look at (target/ is not in git).
+    let png = browser.screenshot().await.unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/dashboard.png");
+    std::fs::write(&path, png).unwrap();
+    browser.close().await.unwrap();
 }
