@@ -1,9 +1,7 @@
 //! `shippy vessel add`, full vessels in `shippy vessels`, and what a full fleet and a
 //! malformed consignment say: the `shippy` binary against real workers and NATS.
 
-mod common;
-
-use common::{failure, poll, shippy, shippy_with_stdin, spawn_workers, stdout};
+use crate::common::{failure, poll, shippy, shippy_with_stdin, spawn_workers, stdout};
 use serde_json::Value;
 use testkit::Nats;
 

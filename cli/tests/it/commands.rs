@@ -1,13 +1,11 @@
 //! The `shippy` binary against real workers and a real NATS server.
 
-mod common;
-
 use std::{
     process::Output,
     time::{Duration, Instant},
 };
 
-use common::{failure, poll, shippy, shippy_with_stdin, spawn_workers, stdout};
+use crate::common::{failure, poll, shippy, shippy_with_stdin, spawn_workers, stdout};
 use futures::StreamExt as _;
 use shared::{
     client::{FIRST_BACKOFF, LONGEST_BACKOFF},
