@@ -4,8 +4,9 @@ use clap::Parser as _;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // Warnings only: the CLI's output is its own; RUST_LOG=info shows more.
-    let _telemetry = shared::telemetry::init_with("shippy", "warn");
+    // No log lines unless RUST_LOG asks: the CLI's output and errors are its own
+    // (async-nats would log a refused login beside shippy's own message).
+    let _telemetry = shared::telemetry::init_with("shippy", "off");
     let mut stdout = std::io::stdout().lock();
     match cli::run(cli::Cli::parse(), &mut stdout).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,7 +22,7 @@ use testkit::{GUARD, Nats};
 use tokio::sync::mpsc;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-const SEED: &str = include_str!("../../consignment.json");
+use testkit::SEED_CONSIGNMENT as SEED;
 
 /// Keys for every role, as `shippy auth init` writes them, and a server that knows them.
 struct Deployment {
@@ -248,15 +248,56 @@ async fn each_role_can_do_its_job() {
     let fleet: VesselList =
         request(&gateway, vessel::LIST, "".into(), TIMEOUT).await.expect("the gateway lists vessels");
     assert!(!fleet.vessels.is_empty());
+    // ... and, for /v1/events, reads the events back and follows them (gateway_events).
+    gateway_events(&deployment, &id).await;
 
     // The monitor sees both services, as `nats micro ls` does.
     let monitor = deployment.connect(roles::MONITOR).await.client;
     assert_eq!(ping(&monitor, 2).await, ["consignment", "vessel"]);
 
-    // The admin alone may delete the stream: two vessels added, one create.
+    // The admin alone may delete the stream: two vessels added, two creates (the
+    // second while the gateway followed).
     let admin = deployment.connect(roles::ADMIN).await.client;
-    assert_eq!(events_stored(&admin).await, 3);
+    assert_eq!(events_stored(&admin).await, 4);
     jetstream::new(admin).delete_stream(store::EVENTS_STREAM).await.expect("the admin deletes the stream");
+}
+
+/// A gateway logged in as its role serves `GET /v1/events`: the stored create read
+/// back from `Last-Event-ID: 0` (direct gets on `shippy-feed`), then one live (its
+/// ordered consumer on `shippy-feed`).
+async fn gateway_events(deployment: &Deployment, stored_id: &str) {
+    const TOKEN: &str = "permissions-test-token";
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let tokens = dir.path().join("api-tokens");
+    std::fs::write(&tokens, format!("{}\n", shared::api_token::hash_line(TOKEN))).unwrap();
+    let mut config = gateway::Config::new(deployment.nats.url());
+    config.nats = deployment.config(roles::GATEWAY);
+    config.addr = "127.0.0.1:0".parse().unwrap();
+    config.tokens_file = Some(tokens);
+    let gateway = gateway::Gateway::start(&config).await.expect("start the gateway as its role");
+    let url = format!("http://{}/v1/events", gateway.local_addr().unwrap());
+    let running = testkit::Running::spawn(|shutdown| gateway.serve(shutdown));
+    let response = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(TOKEN)
+        .header("Last-Event-ID", "0")
+        .send()
+        .await
+        .expect("GET /v1/events");
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let mut read_until = async |needle: &str| {
+        while !text.contains(needle) {
+            let chunk = tokio::time::timeout(GUARD, body.next()).await.expect("an event in time");
+            text.push_str(&String::from_utf8_lossy(&chunk.expect("open").expect("a chunk")));
+        }
+    };
+    read_until(stored_id).await;
+    let client = deployment.connect(roles::CLIENT).await.client;
+    let live: CreatedConsignment = request(&client, consignment::CREATE, SEED.into(), TIMEOUT).await.expect("create");
+    read_until(&live.consignment.id).await;
+    running.stop().await.expect("the gateway stops cleanly");
 }
 
 #[tokio::test]
@@ -295,6 +336,12 @@ async fn everything_else_is_refused_by_the_server() {
     gateway.publish_refused(&consignment::created_event("vessel001")).await;
     gateway.publish_refused("$SRV.PING").await;
     gateway.publish_refused("$JS.API.INFO").await;
+    // It follows the clients' mirror only, never the workers' stream, and makes no durable.
+    gateway.publish_refused(&format!("$JS.API.CONSUMER.CREATE.{}", store::EVENTS_STREAM)).await;
+    gateway.publish_refused(&format!("$JS.API.DIRECT.GET.{}", store::EVENTS_STREAM)).await;
+    gateway.publish_refused(&format!("$JS.API.CONSUMER.CREATE.{}.mine", store::FEED_STREAM)).await;
+    gateway.publish_refused(&format!("$JS.API.CONSUMER.DURABLE.CREATE.{}.mine", store::FEED_STREAM)).await;
+    gateway.publish_refused(&format!("$JS.API.CONSUMER.DELETE.{}.x", store::FEED_STREAM)).await;
     client.publish_refused(&vessel::added_event("vessel009")).await;
     consignments.publish_refused(&vessel::added_event("vessel009")).await;
     assert_eq!(events_stored(&admin).await, stored, "a refused publish was stored");

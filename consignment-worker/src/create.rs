@@ -149,7 +149,7 @@ impl<L: EventLog, F: VesselFinder> Creator<L, F> {
             tracing::debug!(consignment = %stored.id, "repeated create answered from the ledger");
             return Ok(stored);
         }
-        let id = Uuid::new_v4();
+        let id = ValidConsignment::new_id();
         let mut seen = None;
         for _ in 0..MAX_FINDS {
             let vessel = self.vessels.find(&valid.specification(seen)).await.map_err(CreateError::Vessel)?;
@@ -341,9 +341,9 @@ impl<L: EventLog> Writer<L> {
                 pending
             }
             Err(AppendError::Store(error)) => {
-                tracing::error!(%error, vessel = %self.vessel_id, "appending creates failed");
-                let error = error.to_string();
-                fail(pending, || StoreError::new("append creates", error.clone()).into());
+                // Each create's requester is answered with the error, and it is logged there.
+                let (operation, error) = (format!("append creates to vessel {}", self.vessel_id), error.to_string());
+                fail(pending, || StoreError::new(operation.clone(), error.clone()).into());
                 Vec::new()
             }
         }
@@ -645,6 +645,52 @@ mod flow {
         assert_eq!(view.read(Consignments::len), 1);
         assert_eq!(log.events().len(), 1, "the repeat wrote nothing");
         assert_eq!(repeated.vessel_id, "v1");
+    }
+
+    /// The process crashes (its runtime, and every task on it, gone) after `steps`
+    /// steps of a create (a step: the create runs until it waits, or the writer's
+    /// task does), for every `steps` until the create completes: whatever the step,
+    /// the log holds the create whole or not at all, and a restarted instance given
+    /// the same key stores exactly one consignment.
+    #[test]
+    fn a_crash_between_any_two_steps_leaves_the_create_whole_or_absent() {
+        let fleet = [vessel("v1", 100, 1_000_000)];
+        let runtime = || tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        // How many events each crash left: both must be seen.
+        let mut left = std::collections::BTreeSet::new();
+        for steps in 1.. {
+            let log = Arc::new(MemoryLog::default());
+            let crashed = runtime();
+            let completed = crashed.block_on(async {
+                let (creator, _, _) = instance(&log, &fleet);
+                let valid = seed(10);
+                let mut create = std::pin::pin!(creator.create(&valid, Some("k")));
+                for step in 0..steps {
+                    if step % 2 == 1 {
+                        // The writer's task takes its step.
+                        tokio::task::yield_now().await;
+                    } else if futures::poll!(create.as_mut()).is_ready() {
+                        return true;
+                    }
+                }
+                false
+            });
+            drop(crashed);
+            if completed {
+                break;
+            }
+            let events = log.events().len();
+            assert!(events <= 1, "after {steps} steps: {events} events");
+            left.insert(events);
+
+            runtime().block_on(async {
+                let (restarted, view, _) = instance(&log, &fleet);
+                restarted.create(&seed(10), Some("k")).await.unwrap();
+                assert_eq!(log.events().len(), 1, "after {steps} steps: one event");
+                assert_eq!(view.read(Consignments::len), 1, "after {steps} steps: one consignment");
+            });
+        }
+        assert_eq!(left, [0, 1].into(), "crashes before the append and after it");
     }
 
     #[tokio::test]

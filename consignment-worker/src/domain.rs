@@ -101,6 +101,11 @@ impl ValidConsignment {
         Uuid::new_v5(&Uuid::NAMESPACE_OID, &shared::codec::encode(&request))
     }
 
+    /// The id a new consignment is stored under: a random UUID.
+    pub fn new_id() -> Uuid {
+        Uuid::new_v4()
+    }
+
     /// The consignment as stored once booked onto `vessel_id` under `id`.
     pub fn book(&self, id: Uuid, vessel_id: &str) -> Consignment {
         let NewConsignment { description, weight, containers } = self.request.clone();

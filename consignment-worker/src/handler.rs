@@ -1,6 +1,7 @@
 //! The NATS edge: decodes requests, applies the domain rules, hands creates to the
-//! [`Creator`] and reads to the [`Reader`], encodes replies, and maps
-//! [`CreateError`]s to error replies.
+//! [`Creator`] and reads to the [`Reader`], encodes replies, and maps their typed
+//! errors ([`CreateError`], [`ReadError`], [`StoreError`]) to error replies, logging
+//! each 5xx once, with its cause, as it is answered.
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -17,8 +18,8 @@ use crate::{
     consignments::Location,
     create::{CreateError, Creator},
     domain::{ConsignmentFilter, ValidConsignment, ValidationError},
-    read::{PageQuery, Reader},
-    store::EventLog,
+    read::{PageQuery, ReadError, Reader},
+    store::{EventLog, StoreError},
     vessels::VesselFinder,
 };
 
@@ -66,13 +67,18 @@ impl<L: EventLog, F: VesselFinder> ConsignmentHandler<L, F> {
                 consignment::IDEMPOTENCY_HEADER
             )));
         }
-        let consignment = self.creator.create(&valid, key).await?;
+        let consignment = self.creator.create(&valid, key).await.map_err(|error| create_failed(&error))?;
         Ok(encode(&CreatedConsignment { created: true, consignment }))
     }
 
     async fn get(&self, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {
         let GetConsignment { id } = decode_request(payload)?;
-        let consignment = self.reader.get(&id).await?.ok_or_else(|| ServiceError::not_found("no such consignment"))?;
+        let consignment = self
+            .reader
+            .get(&id)
+            .await
+            .map_err(|error| read_failed(&error))?
+            .ok_or_else(|| ServiceError::not_found("no such consignment"))?;
         Ok(encode(&ConsignmentReply { consignment }))
     }
 
@@ -94,7 +100,7 @@ impl<L: EventLog, F: VesselFinder> ConsignmentHandler<L, F> {
             filter: ConsignmentFilter { vessel_id: request.vessel_id, user_id: request.user_id },
             max_bytes: self.max_payload.saturating_sub(ENVELOPE_BYTES),
         };
-        let page = self.reader.page(&query).await.map_err(CreateError::from)?;
+        let page = self.reader.page(&query).await.map_err(|error| store_failed(&error))?;
         Ok(encode(&ConsignmentList { consignments: page.consignments, next: page.next.map(cursor) }))
     }
 }
@@ -132,31 +138,50 @@ impl From<ValidationError> for ServiceError {
     }
 }
 
-impl From<CreateError> for ServiceError {
-    fn from(error: CreateError) -> Self {
-        match error {
-            error @ CreateError::KeyReused => Self::conflict(error.to_string()),
-            CreateError::Vessel(error) => match error {
-                // NATS reports "no responders" at once: no waiting out the timeout.
-                RequestError::NoResponders { .. } => Self::new(ErrorCode::Unavailable, "vessel service unavailable"),
-                RequestError::TimedOut { .. } => Self::new(ErrorCode::Timeout, "vessel service timed out"),
-                // "no vessel available" and the like go back unchanged.
-                RequestError::Service(error) => error,
-                error @ (RequestError::Transport { .. }
-                | RequestError::InvalidReply { .. }
-                | RequestError::Denied { .. }) => {
-                    Self::new(ErrorCode::Unavailable, format!("vessel service failed: {error}"))
-                }
-            },
-            error @ (CreateError::Contended(_) | CreateError::Behind(_)) => {
-                Self::new(ErrorCode::Unavailable, error.to_string())
+/// The error reply to a create that failed.
+fn create_failed(error: &CreateError) -> ServiceError {
+    let reply = match error {
+        CreateError::KeyReused => ServiceError::conflict(error.to_string()),
+        CreateError::Vessel(failed) => match failed {
+            // NATS reports "no responders" at once: no waiting out the timeout.
+            RequestError::NoResponders { .. } => {
+                ServiceError::new(ErrorCode::Unavailable, "vessel service unavailable")
             }
-            CreateError::Store(error) => error.into(),
-            error @ CreateError::TooLarge(_) => Self::new(ErrorCode::PayloadTooLarge, error.to_string()),
-            error @ CreateError::Stopped(_) => {
-                tracing::error!(%error);
-                Self::internal("the store failed")
+            RequestError::TimedOut { .. } => ServiceError::new(ErrorCode::Timeout, "vessel service timed out"),
+            // "no vessel available" and the like go back unchanged.
+            RequestError::Service(reply) => reply.clone(),
+            RequestError::Transport { .. } | RequestError::InvalidReply { .. } | RequestError::Denied { .. } => {
+                ServiceError::new(ErrorCode::Unavailable, format!("vessel service failed: {failed}"))
             }
+        },
+        CreateError::Contended(_) | CreateError::Behind(_) => {
+            ServiceError::new(ErrorCode::Unavailable, error.to_string())
         }
+        CreateError::Store(_) | CreateError::Stopped(_) => ServiceError::internal("the store failed"),
+        CreateError::TooLarge(_) => ServiceError::new(ErrorCode::PayloadTooLarge, error.to_string()),
+    };
+    logged(reply, error)
+}
+
+/// The error reply to a get that failed.
+fn read_failed(error: &ReadError) -> ServiceError {
+    let reply = match error {
+        ReadError::Behind(_) => ServiceError::new(ErrorCode::Unavailable, error.to_string()),
+        ReadError::Store(_) => ServiceError::internal("the store failed"),
+    };
+    logged(reply, error)
+}
+
+/// The error reply to a read of the store that failed.
+fn store_failed(error: &StoreError) -> ServiceError {
+    logged(ServiceError::internal("the store failed"), error)
+}
+
+/// `reply`, the answer to a request that failed with `cause`; a 5xx is logged here,
+/// with its cause, once: the reply is sent next ([`shared::service`]).
+fn logged(reply: ServiceError, cause: &dyn std::error::Error) -> ServiceError {
+    if reply.code.is_server_error() {
+        tracing::error!(code = %reply.code, error = %cause, "request failed");
     }
+    reply
 }

@@ -18,14 +18,14 @@ use std::sync::Arc;
 
 use shared::{
     model::{Consignment, ConsignmentsCreated},
-    projection::Projection,
+    projection::{Behind, Projection},
     store::{MAX_BATCH, StoredMessage, ask_replicas},
 };
 use uuid::Uuid;
 
 use crate::{
     consignments::{Consignments, Location},
-    create::{CreateError, FRESHNESS},
+    create::FRESHNESS,
     domain::ConsignmentFilter,
     store::{EventLog, Read, StoreError},
 };
@@ -72,6 +72,15 @@ pub struct Page {
 }
 
 /// Reads consignments.
+/// Why a get failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("this instance is catching up with the event stream: {0}; try again")]
+    Behind(#[from] Behind),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 #[derive(Debug)]
 pub struct Reader<L> {
     log: Arc<L>,
@@ -85,7 +94,7 @@ impl<L: EventLog> Reader<L> {
 
     /// The consignment `id`, if stored.
     #[tracing::instrument(skip(self), err(level = "debug"))]
-    pub async fn get(&self, id: &str) -> Result<Option<Consignment>, CreateError> {
+    pub async fn get(&self, id: &str) -> Result<Option<Consignment>, ReadError> {
         let Ok(id) = Uuid::parse_str(id) else { return Ok(None) };
         let mut location = self.view.read(|view| view.location(&id));
         if location.is_none() {

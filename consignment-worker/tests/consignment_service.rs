@@ -11,20 +11,20 @@ use shared::{
     model::{Consignment, ConsignmentList, CreatedConsignment},
     subjects::consignment,
 };
-use testkit::{Nats, Running, service_error};
+use testkit::{Nats, service_error};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// The consignment the CLI sends by default.
-const SEED: &str = include_str!("../../consignment.json");
+use testkit::SEED_CONSIGNMENT as SEED;
 
-type Worker = Running<Result<(), shared::service::Error>>;
+use testkit::Worker;
 
 async fn spawn_consignment_worker(config: consignment_worker::Config) -> Worker {
-    testkit::serve(consignment_worker::start(&config).await.expect("start consignment-worker"))
+    testkit::stack::consignment_worker(&config).await
 }
 
 async fn spawn_vessel_worker(nats: &Nats) -> Worker {
-    testkit::serve(vessel_worker::start(&vessel_worker::Config::new(nats.url())).await.expect("start vessel-worker"))
+    testkit::stack::vessel_worker(nats, None).await
 }
 
 async fn create(client: &Client, body: impl Into<bytes::Bytes>) -> Result<CreatedConsignment, RequestError> {

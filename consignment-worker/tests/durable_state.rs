@@ -16,35 +16,26 @@ use shared::{
     store::EVENTS_STREAM,
     subjects::{consignment, vessel},
 };
-use testkit::{GUARD, Nats, Process, Running};
+use testkit::{GUARD, Nats, Process, stack::TestStack};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
-const SEED: &str = include_str!("../../consignment.json");
+use testkit::SEED_CONSIGNMENT as SEED;
 
 /// Room for 1,000 seed consignments.
 static BIG_FLEET: std::sync::LazyLock<Value> = std::sync::LazyLock::new(
     || json!([{"id": "vessel001", "name": "Boaty McBoatface", "capacity": 3_000, "max_weight": 55_000_000}]),
 );
 
-type Worker = Running<Result<(), shared::service::Error>>;
+use testkit::Worker;
 
-async fn vessel_worker(nats: &Nats, fleet: Option<&Value>) -> Worker {
-    let mut config = vessel_worker::Config::new(nats.url());
-    // Read once, at start: the file may go when the worker is up.
-    let file = tempfile::NamedTempFile::new().unwrap();
-    if let Some(fleet) = fleet {
-        std::fs::write(file.path(), fleet.to_string()).unwrap();
-        config.fleet_file = Some(file.path().to_owned());
-    }
-    testkit::serve(vessel_worker::start(&config).await.expect("start vessel-worker"))
-}
+use testkit::stack::vessel_worker;
 
 fn consignment_config(nats: &Nats) -> consignment_worker::Config {
     consignment_worker::Config::new(nats.url())
 }
 
 async fn consignment_worker(nats: &Nats) -> Worker {
-    testkit::serve(consignment_worker::start(&consignment_config(nats)).await.expect("start consignment-worker"))
+    testkit::stack::consignment_worker(&consignment_config(nats)).await
 }
 
 /// The consignment-worker binary, which the test can kill.
@@ -309,27 +300,30 @@ async fn three_hundred_creates_fill_a_fleet_with_room_for_exactly_one_hundred() 
 
 #[tokio::test]
 async fn the_same_key_ten_times_on_two_instances_creates_one_consignment() {
-    let nats = Nats::start().await;
-    let workers = [vessel_worker(&nats, None).await, consignment_worker(&nats).await, consignment_worker(&nats).await];
-    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut stack = TestStack::start(None, 2).await;
+    let client = &stack.client.clone();
 
     let replies: Vec<_> =
-        (0..10).map(|_| create(&client, Some("order-42"))).collect::<FuturesUnordered<_>>().collect().await;
+        (0..10).map(|_| stack.create(Some("order-42"))).collect::<FuturesUnordered<_>>().collect().await;
     let first = replies[0].as_ref().unwrap();
     assert!(replies.iter().all(|reply| reply.as_ref().unwrap() == first), "ten identical replies");
-    assert_eq!(list_all(&client, ListConsignments::default()).await.len(), 1);
-    assert_eq!(event_ids(&client).await, std::slice::from_ref(&first.consignment.id));
-    assert_bookings_match_consignments(&client).await;
+    assert_eq!(stack.list_all().await.len(), 1);
+    assert_eq!(event_ids(client).await, std::slice::from_ref(&first.consignment.id));
+    assert_bookings_match_consignments(client).await;
 
     // The key names that consignment; reusing it for another one is refused.
     let mut other: Value = serde_json::from_str(SEED).unwrap();
     other["weight"] = json!(1);
-    let error = testkit::service_error(create_with::<Value>(&client, Some("order-42"), other.to_string()).await);
+    let error = testkit::service_error(stack.create_body::<Value>(Some("order-42"), other.to_string()).await);
     assert_eq!(error.code, ErrorCode::Conflict);
 
-    for worker in workers {
-        worker.stop().await.unwrap();
-    }
+    // Every worker killed and started again: the key still names that consignment.
+    stack.kill().await;
+    stack.restart().await;
+    assert_eq!(stack.create(Some("order-42")).await.unwrap(), *first);
+    assert_eq!(stack.list_all().await.len(), 1);
+
+    stack.stop().await;
 }
 
 #[tokio::test]

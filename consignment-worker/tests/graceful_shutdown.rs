@@ -13,7 +13,7 @@ use shared::{
 use testkit::{GUARD, Nats, Process};
 use tokio::process::Command;
 
-const SEED: &str = include_str!("../../consignment.json");
+use testkit::SEED_CONSIGNMENT as SEED;
 const IN_FLIGHT: usize = 20;
 /// Waits for `step`, failing the test with its name if it takes longer than [`GUARD`].
 async fn within<T>(step: &str, future: impl Future<Output = T>) -> T {

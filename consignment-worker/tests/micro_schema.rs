@@ -50,9 +50,8 @@ fn assert_valid(validator: &jsonschema::Validator, subject: &str, reply: &Value)
 #[tokio::test]
 async fn discovery_replies_of_both_services_follow_the_adr32_schemas() {
     let nats = Nats::start().await;
-    let vessels = testkit::serve(vessel_worker::start(&vessel_worker::Config::new(nats.url())).await.unwrap());
-    let consignments =
-        testkit::serve(consignment_worker::start(&consignment_worker::Config::new(nats.url())).await.unwrap());
+    let vessels = testkit::stack::vessel_worker(&nats, None).await;
+    let consignments = testkit::stack::consignment_worker(&consignment_worker::Config::new(nats.url())).await;
     let client = async_nats::connect(nats.url()).await.unwrap();
 
     // Two error replies and a success on each service, so that STATS has counts to show.
@@ -62,7 +61,7 @@ async fn discovery_replies_of_both_services_follow_the_adr32_schemas() {
         (vessel::FIND_AVAILABLE, r#"{"capacity":3,"max_weight":55000}"#),
         (consignment::CREATE, "{} {}"),
         (consignment::CREATE, r#"{"description":"d\r\n","weight":0,"containers":[]}"#),
-        (consignment::CREATE, include_str!("../../consignment.json")),
+        (consignment::CREATE, testkit::SEED_CONSIGNMENT),
     ] {
         client.request(subject, body.into()).await.unwrap();
     }

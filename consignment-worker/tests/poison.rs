@@ -19,8 +19,9 @@ use shared::{
     subjects::{consignment, vessel},
 };
 use testkit::Nats;
+use testkit::stack;
 
-const SEED: &str = include_str!("../../consignment.json");
+use testkit::SEED_CONSIGNMENT as SEED;
 const DEFAULT_SEED: u64 = 0x5eed_0006;
 const DEFAULT_REQUESTS: usize = 3_000;
 /// Requests in flight at once.
@@ -160,14 +161,9 @@ async fn thousands_of_poison_requests_each_get_a_reply_and_the_workers_keep_serv
     let count = env_or("SHIPPY_POISON_REQUESTS", DEFAULT_REQUESTS);
     let nats = Nats::start().await;
     // A vessel with room for whatever the valid requests among the poison book.
-    let fleet = tempfile::NamedTempFile::new().unwrap();
-    let roomy = r#"[{"id":"vessel001","name":"Roomy","capacity":4294967295,"max_weight":18446744073709551615}]"#;
-    std::fs::write(fleet.path(), roomy).unwrap();
-    let config =
-        vessel_worker::Config { fleet_file: Some(fleet.path().to_owned()), ..vessel_worker::Config::new(nats.url()) };
-    let vessels = testkit::serve(vessel_worker::start(&config).await.unwrap());
-    let consignments =
-        testkit::serve(consignment_worker::start(&consignment_worker::Config::new(nats.url())).await.unwrap());
+    let roomy = serde_json::json!([{"id":"vessel001","name":"Roomy","capacity":4_294_967_295_u32,"max_weight":18_446_744_073_709_551_615_u64}]);
+    let vessels = stack::vessel_worker(&nats, Some(&roomy)).await;
+    let consignments = stack::consignment_worker(&consignment_worker::Config::new(nats.url())).await;
     let client = async_nats::connect(nats.url()).await.unwrap();
 
     let mut rng = Rng::with_seed(seed);

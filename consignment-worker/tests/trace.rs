@@ -22,7 +22,7 @@ use tracing::Instrument as _;
 use tracing_subscriber::{layer::SubscriberExt as _, util::SubscriberInitExt as _};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-const SEED: &str = include_str!("../../consignment.json");
+use testkit::SEED_CONSIGNMENT as SEED;
 
 /// The exporter of the spans every test of this binary records.
 fn exporter() -> &'static InMemorySpanExporter {

@@ -8,6 +8,7 @@
 //! | `GET /v1/vessels`                | `vessel.list`           |
 //! | `POST /v1/vessels`               | `vessel.create`         |
 //! | `GET /v1/vessels/available`      | `vessel.find_available` |
+//! | `GET /v1/events`                 | `shippy-feed`, `consignment.created.*` (Server-Sent Events, [`events`]) |
 //! | `GET /healthz`, `GET /readyz`    | (the process, the NATS connection) |
 //! | `GET /openapi.json`              | (this API, described by [`routes::ApiDoc`]) |
 //!
@@ -18,6 +19,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod nats;
 pub mod routes;
 
@@ -103,6 +105,8 @@ pub struct Gateway {
     router: axum::Router,
     client: async_nats::Client,
     shutdown_grace: Duration,
+    /// Ends the event feed and its responses when the gateway stops.
+    stop_feed: tokio_util::sync::CancellationToken,
 }
 
 impl Gateway {
@@ -122,12 +126,21 @@ impl Gateway {
         let client = shared::nats::connect_worker(&config.nats, shared::roles::GATEWAY).await?;
         let nats = nats::Nats::new(client.clone(), Duration::from_millis(config.nats_timeout_ms));
         let limits = auth::RateLimits::new(config.rate_per_second, config.rate_burst);
-        let state = routes::AppState { nats, auth: Arc::new(auth::Auth::new(tokens, limits)) };
+        let stop_feed = tokio_util::sync::CancellationToken::new();
+        let feed =
+            events::Feed::start(client.clone(), Duration::from_millis(config.nats_timeout_ms), stop_feed.clone());
+        let state = routes::AppState { nats, feed, auth: Arc::new(auth::Auth::new(tokens, limits)) };
         let router = routes::router(state, &routes::Limits::from_config(config)?);
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
-        Ok(Self { listener, router, client, shutdown_grace: Duration::from_millis(config.shutdown_grace_ms) })
+        Ok(Self {
+            listener,
+            router,
+            client,
+            shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
+            stop_feed,
+        })
     }
 
     /// The address it listens on (the port chosen, when asked for port 0).
@@ -138,13 +151,15 @@ impl Gateway {
     /// Serves until `shutdown` completes; then takes no new connection, lets the
     /// requests in flight finish and drains the NATS connection, within the grace.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, router, client, shutdown_grace } = self;
+        let Self { listener, router, client, shutdown_grace, stop_feed } = self;
         tracing::info!(addr = %listener.local_addr()?, "gateway listening");
         let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 tracing::info!("shutting down: finishing the requests in flight");
+                // Event streams never finish by themselves: end them.
+                stop_feed.cancel();
                 let _ = stopping.send(());
             })
             .into_future();

@@ -30,6 +30,7 @@ use utoipa::OpenApi as _;
 use crate::{
     auth::Auth,
     error::{ApiError, ErrorBody, ErrorDetail},
+    events::FeedEvent,
     nats::Nats,
 };
 
@@ -42,6 +43,7 @@ pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub nats: Nats,
+    pub feed: crate::events::Feed,
     pub auth: Arc<Auth>,
 }
 
@@ -84,6 +86,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/consignments/{id}", get(get_consignment))
         .route("/vessels", get(list_vessels).post(move |state, headers, body| create_vessel(state, headers, body, max)))
         .route("/vessels/available", get(find_available))
+        .route("/events", get(events))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state.auth), crate::auth::require_token));
     let mut router = Router::new()
         .route("/healthz", get(healthz))
@@ -116,14 +119,14 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
     info(title = "shippy gateway", description = "The shippy services over HTTP/JSON."),
     paths(
         create_consignment, list_consignments, get_consignment, list_vessels, create_vessel, find_available,
-        healthz, readyz
+        events, healthz, readyz
     ),
     components(schemas(
         Consignment, Container, NewConsignment, ConsignmentList, Vessel, ListedVessel, Load, NewVessel, VesselList,
-        ErrorBody, ErrorDetail, Health
+        ErrorBody, ErrorDetail, Health, FeedEvent
     )),
     modifiers(&BearerAuth),
-    tags((name = "consignments"), (name = "vessels"), (name = "health"))
+    tags((name = "consignments"), (name = "vessels"), (name = "events"), (name = "health"))
 )]
 pub struct ApiDoc;
 
@@ -332,6 +335,38 @@ async fn find_available(
     let Query(specification) = query?;
     Ok(Json(state.nats.find_available(&specification).await?.vessel))
 }
+
+/// The consignments created, as Server-Sent Events (`event: consignment.created`,
+/// `data:` a [`FeedEvent`]), from now on; with `Last-Event-ID` (an event's `id`,
+/// its stream sequence), every event after it first. Each event is sent once, in
+/// stream order; a comment every 15 s keeps an idle connection open.
+#[utoipa::path(get, path = "/v1/events", tag = "events", security(("bearer" = [])),
+    params(("Last-Event-ID" = Option<u64>, Header,
+        description = "Resume after this event: its `id`, the stream sequence.")),
+    responses(
+        (status = 200, description = "Server-Sent Events; each `data` is a FeedEvent", content_type = "text/event-stream",
+            body = String),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+async fn events(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    use axum::response::sse::{KeepAlive, Sse};
+    use futures::StreamExt as _;
+    let last_event_id = headers
+        .get(LAST_EVENT_ID)
+        .map(|value| {
+            value.to_str().ok().and_then(|value| value.trim().parse::<u64>().ok()).ok_or_else(|| {
+                ApiError::BadRequest("invalid Last-Event-ID: expected an event's id, a whole number".to_owned())
+            })
+        })
+        .transpose()?;
+    let events = state.feed.subscribe(last_event_id).await.ok_or(ApiError::NatsUnavailable)?;
+    let sse = Sse::new(events.map(Ok::<_, std::convert::Infallible>))
+        .keep_alive(KeepAlive::new().interval(crate::events::KEEP_ALIVE));
+    Ok(sse.into_response())
+}
+
+/// The header a client resumes the events with.
+pub const LAST_EVENT_ID: &str = "last-event-id";
 
 /// The body as `T`: JSON only (415 otherwise), within the limit (413), decoded
 /// as the services decode requests (400 naming the bad field).

@@ -12,7 +12,7 @@ use shared::model::NewConsignment;
 use testkit::{GUARD, Nats, Running};
 
 const TOKEN: &str = "test-token-0123456789";
-const SEED: &str = include_str!("../../consignment.json");
+use testkit::SEED_CONSIGNMENT as SEED;
 
 /// A gateway serving on a task of its own, and how to reach it.
 struct Gateway {
@@ -120,6 +120,7 @@ async fn openapi(gateway: &Gateway) -> Value {
         ("/v1/consignments/{id}", &["get"]),
         ("/v1/vessels", &["get", "post"]),
         ("/v1/vessels/available", &["get"]),
+        ("/v1/events", &["get"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
     ] {
@@ -246,6 +247,126 @@ async fn every_route_answers_and_its_body_matches_the_openapi_document() {
         worker.stop().await.unwrap();
     }
     drop(stack.nats);
+}
+
+/// An open `GET /v1/events` response, read event by event.
+struct Events(std::pin::Pin<Box<dyn futures::Stream<Item = eventsource_stream::Event> + Send>>);
+
+impl Events {
+    /// Opens the events, resuming after `last_event_id` if given.
+    async fn open(gateway: &Gateway, last_event_id: Option<&str>) -> Self {
+        use eventsource_stream::Eventsource as _;
+        use futures::StreamExt as _;
+        let mut request = gateway.call(Method::GET, "/v1/events");
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        // The response must outlive reqwest's whole-request timeout.
+        let response = request.timeout(Duration::from_secs(3600)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+        Self(Box::pin(response.bytes_stream().eventsource().map(|event| event.expect("a well-formed event"))))
+    }
+
+    /// The next event: its id (a stream sequence) and its data.
+    async fn next(&mut self) -> (u64, Value) {
+        use futures::StreamExt as _;
+        let event = tokio::time::timeout(GUARD, self.0.next()).await.expect("an event in time").expect("open");
+        assert_eq!(event.event, "consignment.created");
+        (event.id.parse().expect("a sequence as id"), serde_json::from_str(&event.data).expect("JSON data"))
+    }
+}
+
+/// The seed consignment, light enough that many fit, described as `description`.
+fn light(description: &str) -> NewConsignment {
+    let mut seed: NewConsignment = serde_json::from_str(SEED).unwrap();
+    description.clone_into(&mut seed.description);
+    seed.weight = 100;
+    seed
+}
+
+/// Creates a [`light`] consignment and returns its id.
+async fn create(gateway: &Gateway, description: &str) -> String {
+    let body = light(description);
+    let (status, created) =
+        json(gateway.call(Method::POST, "/v1/consignments").json(&body).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn events_resume_after_last_event_id_each_once_in_order() {
+    let stack = Stack::start(|_| {}).await;
+    let gateway = &stack.gateway;
+    let doc = openapi(gateway).await;
+
+    // Live: each create is an event, its id the stream sequence, rising.
+    let mut live = Events::open(gateway, None).await;
+    let mut created = Vec::new();
+    for n in 0..3 {
+        created.push(create(gateway, &format!("live {n}")).await);
+    }
+    let mut seen = Vec::new();
+    for id in &created {
+        let (sequence, data) = live.next().await;
+        assert_matches_schema(&doc, "FeedEvent", &data);
+        assert_eq!(
+            (data["sequence"].as_u64(), data["consignments"][0]["id"].as_str()),
+            (Some(sequence), Some(id.as_str()))
+        );
+        assert!(seen.last().is_none_or(|last| *last < sequence), "in order: {seen:?} then {sequence}");
+        seen.push(sequence);
+    }
+
+    // Resume after the first while more are created: the read back and the live
+    // events meet with no gap and no duplicate.
+    let more = {
+        let (base, http) = (gateway.base.clone(), gateway.http.clone());
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for n in 0..5 {
+                let body = light(&format!("more {n}"));
+                let response = http.post(format!("{base}/v1/consignments")).bearer_auth(TOKEN).json(&body).send();
+                let (status, body) = json(response.await.unwrap()).await;
+                assert_eq!(status, StatusCode::CREATED, "{body}");
+                ids.push(body["id"].as_str().unwrap().to_owned());
+            }
+            ids
+        })
+    };
+    let mut resumed = Events::open(gateway, Some(&seen[0].to_string())).await;
+    created.extend(more.await.unwrap());
+    for _ in 3..created.len() {
+        seen.push(live.next().await.0);
+    }
+    let mut resumed_ids = Vec::new();
+    for _ in 1..created.len() {
+        let (sequence, data) = resumed.next().await;
+        resumed_ids.push((sequence, data["consignments"][0]["id"].as_str().unwrap().to_owned()));
+    }
+    let expected: Vec<(u64, String)> = seen[1..].iter().copied().zip(created[1..].iter().cloned()).collect();
+    assert_eq!(resumed_ids, expected);
+    // Nothing else was queued: the next event on both is the next create.
+    let last = create(gateway, "last").await;
+    for events in [&mut live, &mut resumed] {
+        let (sequence, data) = events.next().await;
+        assert!(sequence > *seen.last().unwrap());
+        assert_eq!(data["consignments"][0]["id"].as_str(), Some(last.as_str()));
+    }
+
+    // From the start: every event, the first one included.
+    let mut all = Events::open(gateway, Some("0")).await;
+    assert_eq!(all.next().await.0, seen[0]);
+
+    // A bad Last-Event-ID is a 400.
+    let bad = gateway.call(Method::GET, "/v1/events").header("Last-Event-ID", "nine").send().await.unwrap();
+    assert_error(&json(bad).await, StatusCode::BAD_REQUEST, "Last-Event-ID");
+
+    // Shutdown ends the open responses: the gateway stops in time.
+    stack.gateway.running.stop().await.expect("a clean shutdown");
+    for worker in stack.workers {
+        worker.stop().await.unwrap();
+    }
 }
 
 #[tokio::test]

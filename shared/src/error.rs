@@ -50,6 +50,11 @@ impl ErrorCode {
         Self::Timeout,
     ];
 
+    /// Whether the fault is the service's (500 and up), not the request's.
+    pub const fn is_server_error(self) -> bool {
+        self.as_u16() >= 500
+    }
+
     pub const fn as_u16(self) -> u16 {
         match self {
             Self::BadRequest => 400,

@@ -39,7 +39,8 @@ pub const CONSIGNMENT_WORKER: Role = Role {
 pub const CLIENT: Role = Role { name: "client", inbox_prefix: "_INBOX_client", nkey_variable: "CLIENT_NKEY" };
 
 /// The HTTP gateway: a client of the public endpoints on behalf of HTTP callers;
-/// may ask them and nothing else (no `$SRV`, no stream).
+/// may ask them, follow and read back `shippy-feed` (one ordered consumer, direct
+/// gets) for `GET /v1/events`, and gather `$SRV.STATS` for the dashboard.
 pub const GATEWAY: Role = Role { name: "gateway", inbox_prefix: "_INBOX_gateway", nkey_variable: "GATEWAY_NKEY" };
 
 /// Read-only monitoring: `nats micro ls|info|stats`, the `$SRV` verbs and nothing else.

@@ -149,9 +149,10 @@ impl StoreError {
 }
 
 /// A store failure costs the request a 500; the details go to the log, not to the caller.
+/// The reply to a request the store failed: a 500 that keeps the cause to itself;
+/// the worker answering logs the cause.
 impl From<StoreError> for crate::ServiceError {
-    fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "JetStream store failed");
+    fn from(_: StoreError) -> Self {
         Self::internal("the store failed")
     }
 }

@@ -1,7 +1,9 @@
 //! Test harness: a real NATS server with JetStream, started in a container by
 //! testcontainers; workers serving on tasks of their own until the test stops them;
 //! worker binaries run as child processes, to be stopped by SIGTERM or SIGKILL;
-//! [`load`]: a steady stream of requests, and SIGTERMs in the middle of it.
+//! [`load`]: a steady stream of requests, and SIGTERMs in the middle of it;
+//! [`stack`]: the workers in-process, and [`stack::TestStack`], a whole stack with
+//! typed helpers. The seed consignment ([`SEED_CONSIGNMENT`]) is defined here once.
 //!
 //! The image is the official `nats` image unless `SHIPPY_NATS_IMAGE` names another
 //! (`name:tag`), such as the stand-in `scripts/offline-images.sh` builds on machines
@@ -9,6 +11,7 @@
 
 pub mod cluster;
 pub mod load;
+pub mod stack;
 
 use std::{process::Stdio, time::Duration};
 
@@ -45,6 +48,14 @@ const PROJECT_TLS_CONFIG: &str = include_str!("../../nats-tls.conf");
 const PROJECT_TLS_CONFIG_PATH: &str = "/etc/nats/nats-tls.conf";
 const PROJECT_TLS_CERTIFICATE_PATH: &str = "/etc/nats/tls/server.pem";
 const PROJECT_TLS_KEY_PATH: &str = "/etc/nats/tls/server-key.pem";
+/// Host ports tried for one server before giving up (see [`Nats::start`]).
+const PORT_ATTEMPTS: u32 = 5;
+
+/// Whether docker refused a container because its host port was taken meanwhile.
+fn is_port_taken(error: &str) -> bool {
+    error.contains("port is already allocated") || error.contains("address already in use")
+}
+
 /// A guard against a test hanging forever; never a synchronisation point.
 pub const GUARD: Duration = Duration::from_secs(60);
 
@@ -113,20 +124,31 @@ impl Nats {
     async fn start_with(config_path: &str, files: Vec<(String, Vec<u8>)>) -> Self {
         let image = std::env::var(IMAGE_ENV).unwrap_or_else(|_| DEFAULT_IMAGE.to_owned());
         let (name, tag) = image.rsplit_once(':').unwrap_or((&image, "latest"));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free local port")
-            .port();
-        let mut request = GenericImage::new(name, tag)
-            .with_exposed_port(CLIENT_PORT.tcp())
-            .with_wait_for(WaitFor::message_on_stderr("Server is ready"))
-            .with_cmd(["--config", config_path])
-            .with_mapped_port(port, CLIENT_PORT.tcp());
-        for (path, contents) in files {
-            request = request.with_copy_to(path, contents);
+        // The host port is fixed when the container is created (a restart keeps the
+        // URL), so it is picked here; it is free when picked, but another process may
+        // take it before docker binds it: then docker refuses it, and another is picked.
+        for attempt in 1..=PORT_ATTEMPTS {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .expect("a free local port")
+                .port();
+            let mut request = GenericImage::new(name, tag)
+                .with_exposed_port(CLIENT_PORT.tcp())
+                .with_wait_for(WaitFor::message_on_stderr("Server is ready"))
+                .with_cmd(["--config", config_path])
+                .with_mapped_port(port, CLIENT_PORT.tcp());
+            for (path, contents) in files.clone() {
+                request = request.with_copy_to(path, contents);
+            }
+            match request.start().await {
+                Ok(container) => return Self { url: format!("nats://127.0.0.1:{port}"), container },
+                Err(error) if attempt < PORT_ATTEMPTS && is_port_taken(&error.to_string()) => {
+                    eprintln!("testkit: host port {port} was taken before docker bound it; picking another");
+                }
+                Err(error) => panic!("start NATS from image {image}: {error}"),
+            }
         }
-        let container = request.start().await.unwrap_or_else(|error| panic!("start NATS from image {image}: {error}"));
-        Self { url: format!("nats://127.0.0.1:{port}"), container }
+        unreachable!("the last attempt returns or panics")
     }
 
     /// Stops the server (SIGTERM, as `docker stop` sends) and starts it again on the
@@ -144,9 +166,10 @@ impl Nats {
                 .await
                 .expect("connect after restart");
             let js = async_nats::jetstream::new(client);
-            // The server answers account info once JetStream has recovered its streams.
+            // The server answers account info once JetStream has recovered its streams;
+            // it announces that nowhere a client can wait on, so it is asked, with a pause.
             while js.query_account().await.is_err() {
-                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         };
         tokio::time::timeout(GUARD, ready).await.expect("JetStream back after a restart");
@@ -184,8 +207,15 @@ impl Nats {
     }
 }
 
+/// A worker served in-process by [`serve`].
+pub type Worker = Running<Result<(), shared::service::Error>>;
+
+/// The consignment every example books: the repository's `consignment.json`
+/// (3 containers, 55 000 kg), as the CLI sends it by default.
+pub const SEED_CONSIGNMENT: &str = include_str!("../../consignment.json");
+
 /// Serves `service` on a task of its own until [`Running::stop`] is called.
-pub fn serve<H: Handler>(service: Service<H>) -> Running<Result<(), shared::service::Error>> {
+pub fn serve<H: Handler>(service: Service<H>) -> Worker {
     Running::spawn(|shutdown| service.serve(shutdown))
 }
 

@@ -347,6 +347,13 @@ pub fn new_fleet(vessels: Vec<NewVessel>) -> Result<Vec<NewVessel>, FleetError> 
     Ok(vessels)
 }
 
+/// A vessel added without an id gets a new one: a random UUID.
+pub fn assign_id(vessel: &mut NewVessel) {
+    if vessel.id.is_empty() {
+        vessel.id = uuid::Uuid::new_v4().to_string();
+    }
+}
+
 /// Checks the rules for a new vessel.
 pub fn validate(vessel: &NewVessel) -> Result<(), FleetError> {
     if vessel.id.trim().is_empty() {

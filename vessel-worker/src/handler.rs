@@ -1,5 +1,6 @@
 //! The NATS edge: decodes requests, asks [`Vessels`], encodes replies, and maps
-//! [`VesselError`]s to error replies.
+//! [`VesselError`]s to error replies, logging each 5xx once, with its cause, as it
+//! is answered.
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -39,13 +40,13 @@ impl<L: FleetLog> VesselHandler<L> {
 
     async fn find_available(&self, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {
         let spec: Specification = decode_request(payload)?;
-        let vessel = self.vessels.find(spec.load(), spec.sequence).await?;
+        let vessel = self.vessels.find(spec.load(), spec.sequence).await.map_err(|error| failed(&error))?;
         Ok(encode(&VesselReply { vessel }))
     }
 
     async fn create(&self, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {
         let vessel: NewVessel = decode_request(payload)?;
-        let vessel = self.vessels.add(vessel).await?;
+        let vessel = self.vessels.add(vessel).await.map_err(|error| failed(&error))?;
         Ok(encode(&CreatedVessel { created: true, vessel }))
     }
 
@@ -80,14 +81,18 @@ impl<L: FleetLog> Handler for VesselHandler<L> {
     }
 }
 
-impl From<VesselError> for ServiceError {
-    fn from(error: VesselError) -> Self {
-        match error {
-            VesselError::Fleet(error @ FleetError::NoVesselAvailable(_)) => Self::not_found(error.to_string()),
-            VesselError::Fleet(error @ FleetError::Duplicate(_)) => Self::conflict(error.to_string()),
-            VesselError::Fleet(error @ FleetError::Invalid(_)) => Self::bad_request(error.to_string()),
-            error @ VesselError::Behind(_) => Self::new(shared::ErrorCode::Unavailable, error.to_string()),
-            VesselError::Store(error) => error.into(),
-        }
+/// The error reply to a vessel operation that failed; a 5xx is logged here, with
+/// its cause, once: the reply is sent next ([`shared::service`]).
+fn failed(error: &VesselError) -> ServiceError {
+    let reply = match error {
+        VesselError::Fleet(FleetError::NoVesselAvailable(_)) => ServiceError::not_found(error.to_string()),
+        VesselError::Fleet(FleetError::Duplicate(_)) => ServiceError::conflict(error.to_string()),
+        VesselError::Fleet(FleetError::Invalid(_)) => ServiceError::bad_request(error.to_string()),
+        VesselError::Behind(_) => ServiceError::new(shared::ErrorCode::Unavailable, error.to_string()),
+        VesselError::Store(_) => ServiceError::internal("the store failed"),
+    };
+    if reply.code.is_server_error() {
+        tracing::error!(code = %reply.code, %error, "request failed");
     }
+    reply
 }

@@ -14,7 +14,7 @@ use shared::{
 use tokio_util::sync::DropGuard;
 
 use crate::{
-    fleet::{Fleet, FleetError, validate},
+    fleet::{Fleet, FleetError, assign_id, validate},
     store::{FleetLog, StoreError},
 };
 
@@ -67,9 +67,7 @@ impl<L: FleetLog> Vessels<L> {
     /// its id exists already: [`FleetError::Duplicate`].
     #[tracing::instrument(skip_all, fields(vessel = %vessel.id), err(level = "debug"))]
     pub async fn add(&self, mut vessel: NewVessel) -> Result<Vessel, VesselError> {
-        if vessel.id.is_empty() {
-            vessel.id = uuid::Uuid::new_v4().to_string();
-        }
+        assign_id(&mut vessel);
         validate(&vessel)?;
         let sequence = self.log.add_vessel(&vessel).await?.ok_or_else(|| FleetError::Duplicate(vessel.id.clone()))?;
         self.fleet.wait_for(sequence, FRESHNESS).await?;
@@ -107,5 +105,49 @@ impl<L: FleetLog> Vessels<L> {
             more = true;
         }
         (page, more)
+    }
+}
+
+/// The vessel service over its log in memory: no NATS.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{fleet::default_fleet, store::MemoryLog};
+
+    /// A fleet in memory and the service over it.
+    fn service() -> (Vessels<MemoryLog>, Arc<Projection<Fleet>>) {
+        let fleet = Projection::new(Fleet::new(Duration::from_secs(3600)));
+        (Vessels::new(MemoryLog::new(Arc::clone(&fleet)), Arc::clone(&fleet), None), fleet)
+    }
+
+    #[tokio::test]
+    async fn an_id_is_added_once_and_a_vessel_without_one_gets_one() {
+        let (vessels, fleet) = service();
+        let new = NewVessel {
+            id: "v1".into(),
+            capacity: 3,
+            max_weight: 100,
+            name: "v1".into(),
+            available: true,
+            owner_id: String::new(),
+        };
+        assert_eq!(vessels.add(new.clone()).await.unwrap().id, "v1");
+        let again = vessels.add(new.clone()).await;
+        assert!(matches!(&again, Err(VesselError::Fleet(FleetError::Duplicate(id))) if id == "v1"), "{again:?}");
+        let assigned = vessels.add(NewVessel { id: String::new(), ..new }).await.unwrap();
+        assert!(uuid::Uuid::parse_str(&assigned.id).is_ok(), "{}", assigned.id);
+        assert_eq!(fleet.read(Fleet::len), 2);
+        let found = vessels.find(Load { containers: 3, weight: 100 }, None).await.unwrap();
+        assert!([assigned.id.as_str(), "v1"].contains(&found.id.as_str()), "found as soon as added");
+    }
+
+    #[tokio::test]
+    async fn seeding_twice_adds_each_vessel_once() {
+        let (_, fleet) = service();
+        let log = MemoryLog::new(Arc::clone(&fleet));
+        let seed = default_fleet();
+        assert_eq!(Vessels::seed(&log, &seed).await.unwrap(), seed.len());
+        assert_eq!(Vessels::seed(&log, &seed).await.unwrap(), 0, "every id is stored already");
+        assert_eq!(fleet.read(Fleet::len), seed.len());
     }
 }

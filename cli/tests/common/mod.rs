@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use testkit::{Nats, Running};
+use testkit::Nats;
 use tokio::io::AsyncWriteExt as _;
 
 /// How long a read of the fleet is repeated before the test fails: the
@@ -54,13 +54,12 @@ pub(crate) fn failure(output: &Output) -> String {
     stderr.trim_end().to_owned()
 }
 
-pub(crate) type Worker = Running<Result<(), shared::service::Error>>;
+pub(crate) use testkit::Worker;
 
 /// A vessel-worker and a consignment-worker on `nats`, serving until stopped.
 pub(crate) async fn spawn_workers(nats: &Nats) -> (Worker, Worker) {
-    let vessels = vessel_worker::start(&vessel_worker::Config::new(nats.url())).await.unwrap();
-    let consignments = consignment_worker::start(&consignment_worker::Config::new(nats.url())).await.unwrap();
-    (testkit::serve(vessels), testkit::serve(consignments))
+    let vessels = testkit::stack::vessel_worker(nats, None).await;
+    (vessels, testkit::stack::consignment_worker(&consignment_worker::Config::new(nats.url())).await)
 }
 
 /// Reads with `read` until what it read is `done`, pausing briefly between reads,

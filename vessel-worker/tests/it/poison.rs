@@ -10,7 +10,6 @@ use shared::{
     subjects::vessel,
 };
 use testkit::Nats;
-use vessel_worker::Config;
 
 const DEADLINE: Duration = Duration::from_secs(5);
 
@@ -37,7 +36,7 @@ async fn still_serving(client: &Client) {
 #[tokio::test]
 async fn poison_requests_get_json_errors_and_the_worker_keeps_serving() {
     let nats = Nats::start().await;
-    let worker = testkit::serve(vessel_worker::start(&Config::new(nats.url())).await.unwrap());
+    let worker = testkit::stack::vessel_worker(&nats, None).await;
     let client = async_nats::connect(nats.url()).await.unwrap();
 
     let long_key = format!(r#"{{"capacity":3,"max_weight":1,"{}\n":NaN}}"#, "\u{e9}".repeat(5_000));

@@ -11,13 +11,12 @@ use shared::{
     model::{CreatedVessel, VesselList, VesselReply},
     subjects::vessel,
 };
-use testkit::{Nats, Running, service_error};
-use vessel_worker::Config;
+use testkit::{Nats, Worker, service_error};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-async fn spawn_worker(nats: &Nats) -> Running<Result<(), shared::service::Error>> {
-    testkit::serve(vessel_worker::start(&Config::new(nats.url())).await.expect("start vessel-worker"))
+async fn spawn_worker(nats: &Nats) -> Worker {
+    testkit::stack::vessel_worker(nats, None).await
 }
 
 async fn ask<T: serde::de::DeserializeOwned>(client: &Client, subject: &str, body: Value) -> Result<T, RequestError> {
