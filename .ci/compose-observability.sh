@@ -29,7 +29,7 @@ prometheus_addr="127.0.0.1:${OBS_PROMETHEUS_PORT:-19099}"
 compose_test observability "$project"
 pids=()
 # The receiver and the scraper stop with the stack, whatever the outcome.
-trap 'status=$?; for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; (exit $status); teardown' EXIT
+trap 'status=$?; for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; set +e; (exit $status); teardown' EXIT
 
 venv=".offline/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
@@ -93,7 +93,7 @@ metrics() { curl -fsS "http://$1/metrics"; }
 # Shows the line of METRIC (with its labels, as rendered) and checks its value.
 expect_metric() {
     local port="$1" series="$2" value="$3" line
-    line="$(metrics "$port" | grep -F "$series " || true)"
+    line="$(metrics "$port" | awk -v series="$series" '$1 == series' || true)"
     echo "  $line"
     [ "$line" = "$series $value" ] || { echo "expected $series $value" >&2; return 1; }
 }

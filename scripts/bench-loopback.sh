@@ -12,6 +12,8 @@
 #
 # The workers inherit the environment: METRICS_ADDR=127.0.0.1:0 (an ephemeral port
 # each) turns metrics on, OTEL_EXPORTER_OTLP_ENDPOINT traces (README, "Observability").
+# BENCH_WORKER_ENV holds more VAR=value settings for the workers only, not the
+# bench client (such as OTEL_EXPORTER_OTLP_ENDPOINT=..., to trace the services alone).
 # BENCH_WORKERS names another directory to take the worker binaries from (such as
 # another commit's target/release), to compare builds in the same way.
 set -euo pipefail
@@ -49,7 +51,8 @@ for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break;
 
 # Starts a worker and waits (at most 60 s) until it says it is ready.
 start() {
-    RUST_LOG=info "${BENCH_WORKERS:-target/release}/$1" >"$dir/$1.log" 2>&1 &
+    # shellcheck disable=SC2086 # BENCH_WORKER_ENV: words, each VAR=value
+    env ${BENCH_WORKER_ENV:-} RUST_LOG=info "${BENCH_WORKERS:-target/release}/$1" >"$dir/$1.log" 2>&1 &
     local pid=$!
     pids+=("$pid")
     for _ in $(seq 1200); do
