@@ -11,12 +11,17 @@
 //! `health` subcommand of each worker binary, for compose healthchecks.
 
 use std::{
+    future::IntoFuture as _,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
 use async_nats::{Client, connection::State};
 use axum::{Router, extract, http::StatusCode, routing::get};
+
+/// How often the metrics recorder folds the histogram samples recorded meanwhile
+/// into their buckets (a scrape does it too).
+const UPKEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Where a worker serves [`health`](self): `host:port`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -76,9 +81,22 @@ impl Health {
             .route("/readyz", get(ready))
             .with_state(Arc::clone(&readiness));
         tracing::info!(addr = ?listener.local_addr().ok(), "serving /metrics, /healthz and /readyz");
+        let upkeep = crate::meter::install();
         let server = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
-                tracing::warn!(%error, "the health port stopped");
+            // The recorder keeps each histogram sample until upkeep folds it into the
+            // buckets: without it, samples would pile up between scrapes, or forever.
+            let upkeep = async move {
+                let mut every = tokio::time::interval(UPKEEP_EVERY);
+                loop {
+                    every.tick().await;
+                    upkeep.run_upkeep();
+                }
+            };
+            tokio::select! {
+                served = axum::serve(listener, app).into_future() => if let Err(error) = served {
+                    tracing::warn!(%error, "the health port stopped");
+                },
+                () = upkeep => {}
             }
         });
         Ok(Self { readiness, server })
