@@ -49,6 +49,8 @@ use shared::{
     client::RequestError,
     model::{Consignment, CreatedEntry, Idempotency, Load, Vessel},
     projection::{Behind, Projection},
+    store::EVENTS_STREAM,
+    subjects::consignment,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
@@ -140,7 +142,7 @@ impl<L: EventLog, F: VesselFinder> Creator<L, F> {
     }
 
     /// Creates `valid` (once per `key`, if given) and returns the stored consignment.
-    #[tracing::instrument(skip_all, fields(key = key.is_some()), err(level = "debug"))]
+    #[tracing::instrument(level = "debug", skip_all, fields(key = key.is_some()), err(level = "debug"))]
     pub async fn create(&self, valid: &ValidConsignment, key: Option<&str>) -> Result<Consignment, CreateError> {
         let idempotency = key.map(|key| Idempotency { key: idempotency_key(key), fingerprint: valid.fingerprint() });
         if let Some(idempotency) = &idempotency
@@ -296,11 +298,13 @@ impl<L: EventLog> Writer<L> {
     /// what fits as one event, and answers; returns the creates to fit again after
     /// losing a race to another instance.
     ///
-    /// In a span that continues the trace of the round's first create, linked to
-    /// the others': the append's span, and the event's trace context, follow from it.
+    /// In the append's `publish` span, which continues the trace of the round's
+    /// first create and links to the others': one span per round, not per create
+    /// ([`shared::store::append_in`]). The event's trace context follows from it.
     async fn write(&self, pending: Vec<Queued>) -> Vec<Queued> {
         let parent = pending.first().map_or_else(tracing::Span::none, |queued| queued.span.clone());
-        let span = tracing::info_span!(parent: &parent, "write", vessel = %self.vessel_id, creates = pending.len());
+        let subject = consignment::created_event(&self.vessel_id);
+        let span = parent.in_scope(|| shared::telemetry::jetstream_span("publish", EVENTS_STREAM, &subject));
         for queued in pending.iter().skip(1) {
             shared::telemetry::link(&span, &queued.span);
         }

@@ -93,7 +93,7 @@ impl<L: EventLog> Reader<L> {
     }
 
     /// The consignment `id`, if stored.
-    #[tracing::instrument(skip(self), err(level = "debug"))]
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug"))]
     pub async fn get(&self, id: &str) -> Result<Option<Consignment>, ReadError> {
         let Ok(id) = Uuid::parse_str(id) else { return Ok(None) };
         let mut location = self.view.read(|view| view.location(&id));
@@ -127,7 +127,7 @@ impl<L: EventLog> Reader<L> {
     }
 
     /// A page of consignments, oldest first.
-    #[tracing::instrument(skip(self), err(level = "debug"))]
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug"))]
     pub async fn page(&self, query: &PageQuery) -> Result<Page, StoreError> {
         let until = self.view.position();
         let mut page = Page { consignments: Vec::new(), next: None };

@@ -31,7 +31,7 @@ impl VesselClient {
 }
 
 impl VesselFinder for VesselClient {
-    #[tracing::instrument(skip(self), err(level = "debug"))]
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug"))]
     async fn find(&self, spec: &Specification) -> Result<Vessel, RequestError> {
         let reply: VesselReply =
             request(&self.client, vessel::FIND_AVAILABLE, encode(spec).into(), self.timeout).await?;

@@ -111,6 +111,19 @@ impl Registry {
         }
     }
 
+    /// The service's name.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The queue group of endpoint `index`.
+    ///
+    /// # Panics
+    /// If `index` is not an endpoint of this service.
+    pub(crate) fn queue_group(&self, index: usize) -> &'static str {
+        self.endpoints[index].queue_group
+    }
+
     /// The name of endpoint `index`.
     ///
     /// # Panics

@@ -149,11 +149,9 @@ impl<H: Handler> Service<H> {
         }
         let responder = Arc::new(Responder {
             handler,
-            service: spec.name,
             client: client.clone(),
             registry,
             max_request_bytes: spec.max_request_bytes,
-            queue_group: spec.queue_group,
             max_payload: client.server_info().max_payload,
         });
         Ok(Self { client, verbs, requests, responder, spec, health })
@@ -287,13 +285,9 @@ where
 /// Turns requests into replies.
 struct Responder<H> {
     handler: H,
-    /// The service's name, for the metrics.
-    service: &'static str,
     client: Client,
     registry: Arc<Registry>,
     max_request_bytes: usize,
-    /// The queue group, for the server spans.
-    queue_group: &'static str,
     /// The largest message the server takes: a larger reply would be dropped unseen.
     max_payload: usize,
 }
@@ -303,9 +297,10 @@ impl<H: Handler> Responder<H> {
     /// `taken` is when it was taken off the subscription.
     async fn answer(self: Arc<Self>, (index, message): (usize, Message), taken: Instant) {
         let received = Instant::now();
-        let metered = crate::meter::Request::start(self.service, self.registry.endpoint_name(index), received - taken);
+        let metered =
+            crate::meter::Request::start(self.registry.name(), self.registry.endpoint_name(index), received - taken);
         let size = message.payload.len();
-        let span = crate::telemetry::server_span(&message.subject, self.queue_group, size);
+        let span = crate::telemetry::server_span(&message.subject, self.registry.queue_group(index), size);
         crate::telemetry::continue_trace(&span, message.headers.as_ref());
         let result = if size > self.max_request_bytes {
             Err(ServiceError::new(

@@ -238,6 +238,20 @@ pub enum AppendError {
 /// In a span of its own, whose trace context goes into the message's headers
 /// ([`crate::telemetry`]): a consumer of the event can link back to the request.
 pub async fn append(js: &jetstream::Context, subject: &str, expected: u64, payload: Bytes) -> Result<u64, AppendError> {
+    let span = crate::telemetry::jetstream_span("publish", EVENTS_STREAM, subject);
+    append_in(&span, js, subject, expected, payload).await
+}
+
+/// [`append`] in `span`, a `publish` span ([`crate::telemetry::jetstream_span`])
+/// that its caller made: one write for several requests makes a single span,
+/// linked to all of them, rather than one span more per write.
+pub async fn append_in(
+    span: &tracing::Span,
+    js: &jetstream::Context,
+    subject: &str,
+    expected: u64,
+    payload: Bytes,
+) -> Result<u64, AppendError> {
     let failed = |error: async_nats::jetstream::context::PublishError| {
         if is_wrong_sequence(&error) {
             AppendError::Conflict(subject.to_owned())
@@ -245,9 +259,8 @@ pub async fn append(js: &jetstream::Context, subject: &str, expected: u64, paylo
             AppendError::Store(StoreError::new(format!("append to {subject}"), error))
         }
     };
-    let span = crate::telemetry::jetstream_span("publish", EVENTS_STREAM, subject);
     let mut headers = Some(HeaderMap::new());
-    crate::telemetry::inject_span(&span, &mut headers);
+    crate::telemetry::inject_span(span, &mut headers);
     let mut headers = headers.unwrap_or_default();
     headers.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string().as_str());
     let started = std::time::Instant::now();
@@ -262,7 +275,7 @@ pub async fn append(js: &jetstream::Context, subject: &str, expected: u64, paylo
     match acked {
         Ok(ack) => Ok(ack.sequence),
         Err(error) => {
-            crate::telemetry::record_error(&span, &if conflict { "conflict" } else { "store" });
+            crate::telemetry::record_error(span, &if conflict { "conflict" } else { "store" });
             span.in_scope(|| tracing::debug!(%error, "append failed"));
             Err(error)
         }
@@ -272,10 +285,11 @@ pub async fn append(js: &jetstream::Context, subject: &str, expected: u64, paylo
 /// The sequence of the newest message in the event stream (0 when it is empty),
 /// as its leader has it.
 pub async fn last_sequence(stream: &jetstream::stream::Stream) -> Result<u64, StoreError> {
-    let info = stream
-        .get_info()
-        .await
-        .map_err(|error| StoreError::new(format!("read the state of {EVENTS_STREAM}"), error))?;
+    let span = crate::telemetry::jetstream_span("info", EVENTS_STREAM, EVENTS_STREAM);
+    let info = stream.get_info().instrument(span.clone()).await.map_err(|error| {
+        crate::telemetry::record_error(&span, &"store");
+        StoreError::new(format!("read the state of {EVENTS_STREAM}"), error)
+    })?;
     Ok(info.state.last_sequence)
 }
 

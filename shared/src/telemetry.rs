@@ -44,11 +44,9 @@ use opentelemetry::{
     trace::{TraceContextExt as _, TracerProvider as _},
 };
 use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider};
-use tracing::Span;
+use tracing::{Level, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tracing_subscriber::{
-    EnvFilter, Layer, filter::LevelFilter, layer::SubscriberExt as _, util::SubscriberInitExt as _,
-};
+use tracing_subscriber::{EnvFilter, Layer, filter, layer::SubscriberExt as _, util::SubscriberInitExt as _};
 
 /// The longest `traceparent` or `tracestate` taken from a message: longer ones are
 /// ignored unread (a `traceparent` is 55 characters, a `tracestate` at most 32
@@ -122,12 +120,22 @@ where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
     TRACING.store(true, Ordering::Relaxed);
+    // Only what is exported: no `target`, thread or code location attributes, no
+    // busy/idle timings and no OpenTelemetry context made current on each poll of
+    // an instrumented future (nothing here reads it: [`inject`] takes the span's).
     tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(SCOPE))
         .with_level(false)
         .with_threads(false)
         .with_location(false)
-        .with_filter(LevelFilter::INFO)
+        .with_target(false)
+        .with_tracked_inactivity(false)
+        .with_context_activation(false)
+        .with_filter(filter::filter_fn(|metadata| {
+            // Spans at `info` and above; of the log events, warnings and errors (as
+            // span events): the rest are in the logs, with the span's ids.
+            *metadata.level() <= if metadata.is_span() { Level::INFO } else { Level::WARN }
+        }))
 }
 
 /// The OTLP exporter the environment asks for, if any.
@@ -198,11 +206,14 @@ pub fn link(span: &Span, other: &Span) {
 /// `traceparent` (and `tracestate`). Creates the headers only then, so that
 /// nothing is added to a message while tracing is off.
 pub fn inject(headers: &mut Option<HeaderMap>) {
-    inject_context(&Span::current().context(), headers);
+    inject_span(&Span::current(), headers);
 }
 
 /// [`inject`] with the context of `span`.
 pub fn inject_span(span: &Span, headers: &mut Option<HeaderMap>) {
+    if span.is_disabled() {
+        return;
+    }
     inject_context(&span.context(), headers);
 }
 
@@ -245,24 +256,31 @@ impl Injector for HeadersMut<'_> {
 /// a [`crate::service::Service`] serves each request in. Its `error.type` is
 /// recorded by [`record_error`]. Like the other spans below, a disabled span
 /// (nothing made) unless [`tracing_on`].
-pub fn server_span(subject: &str, queue_group: &str, bytes: usize) -> Span {
+///
+/// The OpenTelemetry attributes go to the span's OpenTelemetry data only
+/// ([`attributes`]), not into its `tracing` fields: the log lines within carry
+/// the span's name and ids, not a dozen attributes formatted for each span.
+pub fn server_span(subject: &str, queue_group: &'static str, bytes: usize) -> Span {
     if !tracing_on() {
         return Span::none();
     }
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "request",
         otel.name = %format_args!("process {subject}"),
         otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        "messaging.system" = "nats",
-        "messaging.operation.type" = "process",
-        "messaging.destination.name" = subject,
-        "messaging.consumer.group.name" = queue_group,
-        "messaging.message.body.size" = bytes,
-        "error.type" = tracing::field::Empty,
         trace_id = tracing::field::Empty,
         span_id = tracing::field::Empty,
-    )
+    );
+    attributes(
+        &span,
+        subject,
+        [
+            ("messaging.operation.type", "process".into()),
+            ("messaging.consumer.group.name", queue_group.into()),
+            body_size(bytes),
+        ],
+    );
+    span
 }
 
 /// A client span for a request sent to `subject`.
@@ -270,17 +288,9 @@ pub fn client_span(subject: &str, bytes: usize) -> Span {
     if !tracing_on() {
         return Span::none();
     }
-    tracing::info_span!(
-        "send",
-        otel.name = %format_args!("send {subject}"),
-        otel.kind = "client",
-        otel.status_code = tracing::field::Empty,
-        "messaging.system" = "nats",
-        "messaging.operation.type" = "send",
-        "messaging.destination.name" = subject,
-        "messaging.message.body.size" = bytes,
-        "error.type" = tracing::field::Empty,
-    )
+    let span = tracing::info_span!("send", otel.name = %format_args!("send {subject}"), otel.kind = "client");
+    attributes(&span, subject, [("messaging.operation.type", "send".into()), body_size(bytes)]);
+    span
 }
 
 /// A span for a JetStream operation (`publish`, `get`, `list`...) on `stream`,
@@ -289,23 +299,42 @@ pub fn jetstream_span(operation: &'static str, stream: &str, subject: &str) -> S
     if !tracing_on() {
         return Span::none();
     }
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "jetstream",
         otel.name = %format_args!("{operation} {stream}"),
         otel.kind = if operation == "publish" { "producer" } else { "client" },
-        otel.status_code = tracing::field::Empty,
-        "messaging.system" = "nats",
-        "messaging.operation.name" = operation,
-        "messaging.destination.name" = subject,
-        "messaging.jetstream.stream" = stream,
-        "error.type" = tracing::field::Empty,
-    )
+    );
+    attributes(
+        &span,
+        subject,
+        [("messaging.operation.name", operation.into()), ("messaging.jetstream.stream", stream.to_owned().into())],
+    );
+    span
 }
 
-/// Marks `span` failed with `kind` (an error code, `timeout`, `conflict`...).
+/// The `messaging.message.body.size` attribute.
+fn body_size(bytes: usize) -> (&'static str, opentelemetry::Value) {
+    ("messaging.message.body.size", i64::try_from(bytes).unwrap_or(i64::MAX).into())
+}
+
+/// Sets the OpenTelemetry messaging attributes of `span`, about `subject`, and `more`.
+fn attributes<const N: usize>(span: &Span, subject: &str, more: [(&'static str, opentelemetry::Value); N]) {
+    span.set_attribute("messaging.system", "nats");
+    span.set_attribute("messaging.destination.name", subject.to_owned());
+    for (key, value) in more {
+        span.set_attribute(key, value);
+    }
+}
+
+/// Marks `span` failed with `kind` (an error code, `timeout`, `conflict`...): its
+/// `error.type` attribute, and an error status.
 pub fn record_error(span: &Span, kind: &dyn std::fmt::Display) {
-    span.record("error.type", tracing::field::display(kind));
-    span.record("otel.status_code", "ERROR");
+    if span.is_disabled() {
+        return;
+    }
+    let kind = kind.to_string();
+    span.set_attribute("error.type", kind.clone());
+    span.set_status(opentelemetry::trace::Status::error(kind));
 }
 
 #[cfg(test)]

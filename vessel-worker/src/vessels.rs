@@ -50,7 +50,7 @@ impl<L: FleetLog> Vessels<L> {
     /// The first vessel, in id order, with room for `load`, in a fleet that has taken
     /// in the event stream at least up to `sequence`, if given. Books nothing. None
     /// has room: [`FleetError::NoVesselAvailable`], saying what the fleet has left.
-    #[tracing::instrument(skip(self), err(level = "debug"))]
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug"))]
     pub async fn find(&self, load: Load, sequence: Option<u64>) -> Result<Vessel, VesselError> {
         // Waiting is for what the stream holds, as the server answering says: a
         // sequence beyond it (made up, or seen on a node this one's server is behind)
@@ -65,7 +65,7 @@ impl<L: FleetLog> Vessels<L> {
 
     /// Adds `vessel` to the fleet, with an assigned id if it has none; a vessel with
     /// its id exists already: [`FleetError::Duplicate`].
-    #[tracing::instrument(skip_all, fields(vessel = %vessel.id), err(level = "debug"))]
+    #[tracing::instrument(level = "debug", skip_all, fields(vessel = %vessel.id), err(level = "debug"))]
     pub async fn add(&self, mut vessel: NewVessel) -> Result<Vessel, VesselError> {
         assign_id(&mut vessel);
         validate(&vessel)?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use bytes::Bytes;
 use shared::{
-    store::{AppendError, BatchRequest, EVENTS_STREAM, StoreError, StoredMessage, append, direct_batch},
+    store::{AppendError, BatchRequest, EVENTS_STREAM, StoreError, StoredMessage, append_in, direct_batch},
     subjects::consignment,
 };
 
@@ -29,16 +29,16 @@ impl JetStreamLog {
 }
 
 impl EventLog for JetStreamLog {
+    /// In the current span: the write round's `publish` span ([`crate::create`]).
     async fn append(&self, vessel_id: &str, expected: u64, event: Bytes) -> Result<u64, AppendError> {
-        append(&self.js, &consignment::created_event(vessel_id), expected, event).await
+        let subject = consignment::created_event(vessel_id);
+        append_in(&tracing::Span::current(), &self.js, &subject, expected, event).await
     }
 
-    #[tracing::instrument(skip(self), err)]
     async fn last_sequence(&self) -> Result<u64, StoreError> {
         shared::store::last_sequence(&self.stream).await
     }
 
-    #[tracing::instrument(skip(self), err)]
     async fn read(&self, read: Read<'_>) -> Result<Vec<StoredMessage>, StoreError> {
         let subject = read.vessel_id.map_or_else(|| consignment::CREATED_EVENTS.to_owned(), consignment::created_event);
         let request = BatchRequest {

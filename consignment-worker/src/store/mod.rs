@@ -21,6 +21,7 @@ pub use shared::store::{AppendError, StoreError, StoredMessage};
 pub trait EventLog: Send + Sync + 'static {
     /// Appends `event` to `vessel_id`'s created events, provided its last is at
     /// sequence `expected` (0: none); returns the event's sequence once stored.
+    /// Called in the write round's `publish` span, which it records into.
     fn append(
         &self,
         vessel_id: &str,

@@ -23,7 +23,7 @@ impl JetStreamLog {
 }
 
 impl FleetLog for JetStreamLog {
-    #[tracing::instrument(skip_all, fields(vessel = %vessel.id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(vessel = %vessel.id), err(level = "debug"))]
     async fn add_vessel(&self, vessel: &NewVessel) -> Result<Option<u64>, StoreError> {
         match append(&self.js, &vessel::added_event(&vessel.id), 0, encode(vessel)).await {
             Ok(sequence) => Ok(Some(sequence)),
