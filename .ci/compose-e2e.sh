@@ -5,26 +5,24 @@
 # file written on the host, and stdin) and through a plain NATS client on
 # the host logged in as a client, list the services as the monitor, scale the vessel
 # worker to three and show all three answering, stop one and show creates still
-# succeed, restart a worker and NATS, then switch TLS on with its one setting.
-# Everything is torn down at the end, failed or not.
+# succeed, restart a worker and NATS, then switch TLS on with its one setting; last,
+# start the HTTP gateway on localhost:8080 and create through it with the API token
+# compose made, read the create back from its Location and await its event on the
+# SSE feed. Everything is torn down at the end, failed or not.
 #
 # Uses whatever images the environment or ./.env selects (NATS_IMAGE, SHIPPY_DOCKERFILE),
 # as a user's compose does: .ci/run selects the offline ones in .env only
-# (scripts/offline-images.sh --env). Needs python3 for the plain NATS client.
+# (scripts/offline-images.sh --env). Needs python3 for the plain NATS client, curl
+# and jq for the gateway.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The plain stack first, whatever COMPOSE_FILE a .env sets (TLS is switched on below).
-export COMPOSE_FILE=docker-compose.yml
-
-# E2E_PROJECT: a compose project of its own, so that runs side by side do not collide.
-project="${E2E_PROJECT:-shippy-e2e}"
-# Ports of their own, so a NATS already running on 4222 is no obstacle.
-export NATS_PORT="${E2E_NATS_PORT:-14222}" NATS_MONITOR_PORT="${E2E_NATS_MONITOR_PORT:-18222}"
-export NATS_URL="nats://127.0.0.1:${NATS_PORT}"
-
 # shellcheck source=compose-lib.sh
 . .ci/compose-lib.sh
+# The plain stack first (TLS is switched on below). E2E_PROJECT, E2E_NATS_PORT,
+# E2E_NATS_MONITOR_PORT and E2E_GATEWAY_PORT move it; the gateway is on compose's
+# own port by default, as a user finds it.
+compose_stack E2E shippy-e2e 14222 18222 8080
 compose_test e2e "$project" --profile cli
 
 # Shows a reply and checks it holds PATTERN (an extended regex).
@@ -39,11 +37,8 @@ expect() {
 booked='"vessel_id": ?"vessel00[123]"'
 
 step "plain NATS client (nats-py) for the host"
-venv=".offline/venv"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check "nats-py==2.16.0" "nkeys==0.2.1"
-# As a client (`nats req`), as the monitor (`nats micro ls`), and with no login at all.
-probe() { NATS_NKEY="$keys/client" NATS_INBOX_PREFIX=_INBOX_client "$venv/bin/python" .ci/nats_probe.py "$@"; }
+plain_client
+# As a client (`nats req`: probe), as the monitor (`nats micro ls`), and with no login at all.
 monitor() { NATS_NKEY="$keys/monitor" NATS_INBOX_PREFIX=_INBOX_monitor "$venv/bin/python" .ci/nats_probe.py "$@"; }
 anonymous() { "$venv/bin/python" .ci/nats_probe.py refused; }
 
@@ -154,5 +149,55 @@ probe req consignment.list '{}' | grep -Eo "$booked" | wc -l | expect '^28$'
 probe tls-required
 NATS_CA= probe refused      # a client that cannot verify the server
 anonymous
+
+step "the HTTP gateway on localhost:$GATEWAY_PORT: a create with compose's API token, its Location, its event"
+# `up` returns once both workers are healthy and the gateway has started.
+compose up -d gateway
+gateway="http://localhost:$GATEWAY_PORT"
+# Ready once its NATS connection is up: curl retries the 503s (and a refused connection).
+curl -fsS --retry 30 --retry-delay 1 --retry-connrefused "$gateway/readyz" && echo
+# The token as a user takes it (README, "HTTP gateway"), handed to curl in a file:
+# never on a command line.
+printf 'Authorization: Bearer %s\n' "$(compose run --rm -T cli auth token /auth)" >"$keys/api-header"
+api() { curl -sS -H @"$keys/api-header" "$@"; }
+api -o /dev/null -w '%{http_code}\n' "$gateway/v1/vessels" | expect '^200$'
+curl -sS -o /dev/null -w '%{http_code}\n' "$gateway/v1/vessels" | expect '^401$'
+description="Through the gateway, e2e $$"
+# Prints the first event of the feed whose data holds NEEDLE, reading the feed from
+# its first event on for at most 20 s; fails if none came. The feed's curl is
+# stopped once the event is read (it would wait for its next write otherwise).
+# (`read`, not awk: mawk would wait to fill its input buffer.)
+first_event_with() {
+    local fifo="$keys/events.fifo" feed line status=1
+    mkfifo "$fifo"
+    curl -sS -N --max-time 20 -H @"$keys/api-header" -H 'Last-Event-ID: 0' "$gateway/v1/events" >"$fifo" &
+    feed=$!
+    while IFS= read -r line; do
+        case "$line" in data:*"$1"*) printf '%s\n' "$line" && status=0 && break ;; esac
+    done <"$fifo"
+    kill "$feed" 2>/dev/null || true
+    wait "$feed" 2>/dev/null || true
+    rm -f "$fifo"
+    return "$status"
+}
+# The feed, opened before the create and resuming from the first event (so it sees
+# the create however the two race), read until the create's event.
+events="$(mktemp)"
+scratch "$events"
+first_event_with "$description" >"$events" &
+reader=$!
+headers="$(mktemp)"
+scratch "$headers"
+created="$(sed "s/This is a test consignment/$description/" consignment.json \
+    | api -D "$headers" -H 'Content-Type: application/json' -H "Idempotency-Key: e2e-$$" \
+        --data-binary @- "$gateway/v1/consignments")"
+tr -d '\r' <"$headers" | expect '^HTTP/[0-9.]+ 201'
+printf '%s\n' "$created" | expect "$booked"
+id="$(jq -r .id <<<"$created")"
+location="$(tr -d '\r' <"$headers" | awk 'tolower($1) == "location:" { print $2 }')"
+[ "$location" = "/v1/consignments/$id" ] || { echo "Location: $location, expected /v1/consignments/$id" >&2; exit 1; }
+api -f "$gateway$location" | expect "\"id\": ?\"$id\""
+wait "$reader" || { echo "no event of the create on /v1/events within 20 s" >&2; exit 1; }
+expect "\"id\": ?\"$id\"" <"$events"
 
 step "passed"

@@ -16,26 +16,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export COMPOSE_FILE=docker-compose.yml
-project="${OBS_PROJECT:-shippy-obs}"
-export NATS_PORT="${OBS_NATS_PORT:-16222}" NATS_MONITOR_PORT="${OBS_NATS_MONITOR_PORT:-18224}"
-export GATEWAY_PORT="${OBS_GATEWAY_PORT:-18090}"
-export NATS_URL="nats://127.0.0.1:${NATS_PORT}"
 otlp_port="${OBS_OTLP_PORT:-14318}"
 prometheus_addr="127.0.0.1:${OBS_PROMETHEUS_PORT:-19099}"
 
 # shellcheck source=compose-lib.sh
 . .ci/compose-lib.sh
+# OBS_PROJECT, OBS_NATS_PORT, OBS_NATS_MONITOR_PORT, OBS_GATEWAY_PORT move them.
+compose_stack OBS shippy-obs 16222 18224 18090
 compose_test observability "$project"
 pids=()
 # The receiver and the scraper stop with the stack, whatever the outcome.
 trap 'status=$?; for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; set +e; (exit $status); teardown' EXIT
 
-venv=".offline/venv"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check "nats-py==2.16.0" "nkeys==0.2.1" \
-    "opentelemetry-proto==1.45.2"
-probe() { NATS_NKEY="$keys/client" NATS_INBOX_PREFIX=_INBOX_client "$venv/bin/python" .ci/nats_probe.py "$@"; }
+plain_client "opentelemetry-proto==1.45.2"
 
 # Runs CHECK (a command) until it succeeds, for at most SECONDS: each run awaits
 # one event (a scrape, a span export, a health change), bounded.

@@ -276,8 +276,6 @@ struct Events(std::pin::Pin<Box<dyn futures::Stream<Item = eventsource_stream::E
 impl Events {
     /// Opens the events, resuming after `last_event_id` if given.
     async fn open(gateway: &Gateway, last_event_id: Option<&str>) -> Self {
-        use eventsource_stream::Eventsource as _;
-        use futures::StreamExt as _;
         let mut request = gateway.call(Method::GET, "/v1/events");
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id);
@@ -286,7 +284,18 @@ impl Events {
         let response = request.timeout(Duration::from_secs(3600)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
-        Self(Box::pin(response.bytes_stream().eventsource().map(|event| event.expect("a well-formed event"))))
+        Self::read(response.bytes_stream())
+    }
+
+    /// The events of an SSE body, read as it is polled.
+    fn read<B, E>(body: impl futures::Stream<Item = Result<B, E>> + Send + 'static) -> Self
+    where
+        B: AsRef<[u8]> + Send + 'static,
+        E: std::fmt::Debug + Send + 'static,
+    {
+        use eventsource_stream::Eventsource as _;
+        use futures::StreamExt as _;
+        Self(Box::pin(body.eventsource().map(|event| event.expect("a well-formed event"))))
     }
 
     /// The next event: its id (a stream sequence) and its data.
@@ -388,6 +397,68 @@ async fn events_resume_after_last_event_id_each_once_in_order() {
     for worker in stack.workers {
         worker.stop().await.unwrap();
     }
+}
+
+/// A connection more than the fan-out channel's capacity behind (its broadcast
+/// receiver lagged) reads what it missed back from the stream and delivers each
+/// event once, in order, then goes on live. Driven in-process, where the lag is
+/// certain: the connection's SSE body is not polled at all while the events are
+/// handed out (an HTTP response would be, by hyper, into the socket's buffers).
+#[tokio::test]
+async fn a_connection_further_behind_than_the_channel_reads_back_each_event_once_in_order() {
+    use axum::response::{IntoResponse as _, sse::Sse};
+    use futures::StreamExt as _;
+    use gateway::events::{CHANNEL_CAPACITY, Feed};
+
+    let stack = Stack::start(|config| {
+        config.rate_per_second = NonZeroU32::new(1_000_000).unwrap();
+        config.rate_burst = NonZeroU32::new(1_000_000).unwrap();
+    })
+    .await;
+    let gateway = &stack.gateway;
+    // Room for every create below, first in id order.
+    let roomy = json!({"id": "lag", "capacity": 100_000, "max_weight": 1_000_000_000, "name": "Lag"});
+    assert_eq!(gateway.call(Method::POST, "/v1/vessels").json(&roomy).send().await.unwrap().status(), 201);
+
+    // A feed of the test's own, as the gateway runs it, with two connections: one
+    // read as the events come, one not read until they have all been handed out.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let client = async_nats::connect(stack.nats.url()).await.unwrap();
+    let feed = Feed::start(client, Duration::from_secs(5), stop.clone());
+    let connect = async || {
+        let events = feed.subscribe(None).await.expect("the feed follows the stream");
+        let body = Sse::new(events.map(Ok::<_, std::convert::Infallible>)).into_response().into_body();
+        Events::read(body.into_data_stream())
+    };
+    let mut live = connect().await;
+    let mut behind = connect().await;
+    assert_eq!(feed.connections(), 2);
+
+    // More events than the channel holds, one create (one event) at a time, each
+    // read by the live connection before the next: the unread one falls behind.
+    let mut handed_out = Vec::new();
+    while handed_out.len() < CHANNEL_CAPACITY + 50 {
+        let id = create(gateway, &format!("lag {}", handed_out.len())).await;
+        let (sequence, data) = live.next().await;
+        assert_eq!(data["consignments"][0]["id"].as_str(), Some(id.as_str()), "one create, one event");
+        handed_out.push((sequence, id));
+    }
+
+    // Each event once, in stream order: the first ones read back, the rest as kept.
+    let mut delivered = Vec::new();
+    for _ in 0..handed_out.len() {
+        let (sequence, data) = behind.next().await;
+        delivered.push((sequence, data["consignments"][0]["id"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(delivered, handed_out);
+    // Nothing else was queued: the next event on both is the next create.
+    let last = create(gateway, "after the lag").await;
+    for events in [&mut live, &mut behind] {
+        let (sequence, data) = events.next().await;
+        assert!(sequence > handed_out.last().unwrap().0);
+        assert_eq!(data["consignments"][0]["id"].as_str(), Some(last.as_str()));
+    }
+    stop.cancel();
 }
 
 #[tokio::test]

@@ -12,10 +12,9 @@ use std::{
 
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
-use shared::client::RequestError;
 use tokio::{sync::Semaphore, task::JoinSet, time::Instant};
 
-use super::target::Target;
+use super::target::{Failure, Target};
 use crate::client::Services;
 
 /// The largest latency the histogram tells apart, in microseconds; longer ones count as this.
@@ -57,7 +56,7 @@ impl Samples {
         Self { latency, errors: BTreeMap::new() }
     }
 
-    fn record(&mut self, result: Result<(), RequestError>, latency: Duration) {
+    fn record(&mut self, result: Result<(), Failure>, latency: Duration) {
         match result {
             Ok(()) => {
                 let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
@@ -110,7 +109,7 @@ async fn closed(
 ) -> Samples {
     let mut tasks = JoinSet::new();
     for _ in 0..clients {
-        let (services, target, done) = (services.clone(), target.clone(), Arc::clone(done));
+        let (services, target, done) = (services.clone(), target.for_client(), Arc::clone(done));
         tasks.spawn(async move {
             let mut samples = Samples::new();
             loop {

@@ -17,7 +17,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shared::nats::NatsConfig;
 
-use self::target::{Echo, Target};
+use self::target::{Echo, Failure, Target};
 pub use self::{
     lag::Lag,
     load::{Load, OPEN_LOOP_MAX_IN_FLIGHT, Window},
@@ -28,7 +28,8 @@ use crate::{client::Services, input, output::Format};
 /// `shippy bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// What to measure; several run one after another, `all` is `raw find create`.
+    /// What to measure; several run one after another, `all` is `raw find create`
+    /// (`http-create` is asked for by name: it needs a gateway).
     #[arg(value_enum, default_value = "all")]
     pub scenarios: Vec<Choice>,
     /// Closed loop: this many requests in flight at all times (1 to 1024).
@@ -57,7 +58,17 @@ pub struct BenchArgs {
     /// vessel.create: how the services fare as the fleet grows (up to 1000000).
     #[arg(long, default_value_t = 0)]
     pub fleet: u64,
+    /// The HTTP gateway `http-create` sends to.
+    #[arg(long, env = "SHIPPY_GATEWAY_URL", default_value = DEFAULT_GATEWAY, value_name = "URL")]
+    pub gateway: String,
+    /// The gateway's API token for `http-create` (`shippy auth token DIR`); better
+    /// given in the environment than on the command line.
+    #[arg(long, env = "SHIPPY_GATEWAY_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub gateway_token: Option<String>,
 }
+
+/// Where `http-create` finds the gateway unless told: compose's.
+pub const DEFAULT_GATEWAY: &str = "http://127.0.0.1:8080";
 
 /// Closed loop: the most clients; one connection carries them all.
 pub const MAX_CLIENTS: u32 = 1_024;
@@ -81,6 +92,8 @@ pub const HELP: &str = "Examples:
   shippy bench create --rate 2000 --duration 30s --file big.json
                                                 # open loop: 2000 requests/s on schedule
   shippy bench raw --json | jq '.scenarios[0].throughput'
+  SHIPPY_GATEWAY_TOKEN=\"$(shippy auth token DIR)\" shippy bench all http-create --clients 1
+                                                # the same create over HTTP, against create
 
 Scenarios:
   raw     a bare echo responder the bench starts on its own connection, answering
@@ -90,10 +103,18 @@ Scenarios:
           request stores and books a consignment, on the vessel `bench`, which the
           bench adds with room for all of them, first in id order)
   all     raw, find, create, one after another
+  http-create
+          POST /v1/consignments to the HTTP gateway (--gateway, default
+          http://127.0.0.1:8080) with its API token (SHIPPY_GATEWAY_TOKEN), the same
+          consignment as create; each bench client keeps one keep-alive connection.
+          Set against create when both run: P50 VS CREATE. The gateway's per-token
+          rate limit (GATEWAY_RATE_PER_SECOND, GATEWAY_RATE_BURST) must be above the
+          bench's rate, or its 429s count as errors
 
 Figures: REQ/S counts successful replies; P50..MAX is their latency (HDR histogram)
 from the moment each request was sent (closed loop) or scheduled (open loop, so a
-stall is never hidden); VS RAW sets each scenario against raw from the same run.
+stall is never hidden); VS RAW sets each scenario against raw from the same run,
+and http-create's p50 and req/s are set against create's on a line of their own.
 During create, a probe creates every 20ms and a follower of the event stream of the
 bench's own times each probe's event from its reply: the follow lag, how stale a
 read through an instance other than the writer's can be.
@@ -118,6 +139,8 @@ pub enum Choice {
     Create,
     /// `raw`, `find` and `create`, one after another.
     All,
+    /// `POST /v1/consignments` through the HTTP gateway.
+    HttpCreate,
 }
 
 impl Choice {
@@ -127,6 +150,7 @@ impl Choice {
             Self::Find => &[Scenario::Find],
             Self::Create => &[Scenario::Create],
             Self::All => &[Scenario::Raw, Scenario::Find, Scenario::Create],
+            Self::HttpCreate => &[Scenario::HttpCreate],
         }
     }
 }
@@ -137,14 +161,16 @@ pub enum Scenario {
     Raw,
     Find,
     Create,
+    HttpCreate,
 }
 
 impl Scenario {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Self::Raw => "raw",
             Self::Find => "find",
             Self::Create => "create",
+            Self::HttpCreate => "http-create",
         }
     }
 }
@@ -170,6 +196,10 @@ pub enum Refused {
     FillTooLarge(u64),
     #[error("--fleet {0} is more than {MAX_FLEET}")]
     FleetTooLarge(u64),
+    #[error("http-create needs the gateway's API token: set SHIPPY_GATEWAY_TOKEN (`shippy auth token DIR` prints it)")]
+    NoGatewayToken,
+    #[error("--gateway {0}: expected an http:// or https:// URL, such as {DEFAULT_GATEWAY}")]
+    BadGateway(String),
 }
 
 /// A bench the arguments describe, checked.
@@ -183,6 +213,22 @@ pub struct Plan {
     pub fill: u64,
     /// Vessels the fleet is grown to before measuring.
     pub fleet: u64,
+    /// Where `http-create` sends, when it runs.
+    pub gateway: Option<GatewayPlan>,
+}
+
+/// The gateway `http-create` sends to, and the token it sends.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GatewayPlan {
+    pub url: reqwest::Url,
+    pub token: String,
+}
+
+/// Shows where, never the token.
+impl std::fmt::Debug for GatewayPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayPlan").field("url", &self.url.as_str()).finish_non_exhaustive()
+    }
 }
 
 impl Plan {
@@ -220,7 +266,25 @@ impl Plan {
                 }
             }
         }
-        Ok(Self { scenarios, load, warmup: args.warmup, duration: args.duration, fill: args.fill, fleet: args.fleet })
+        let gateway = if scenarios.contains(&Scenario::HttpCreate) {
+            let url = reqwest::Url::parse(&args.gateway)
+                .ok()
+                .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+                .ok_or_else(|| Refused::BadGateway(args.gateway.clone()))?;
+            let token = args.gateway_token.clone().filter(|token| !token.trim().is_empty());
+            Some(GatewayPlan { url, token: token.ok_or(Refused::NoGatewayToken)?.trim().to_owned() })
+        } else {
+            None
+        };
+        Ok(Self {
+            scenarios,
+            load,
+            warmup: args.warmup,
+            duration: args.duration,
+            fill: args.fill,
+            fleet: args.fleet,
+            gateway,
+        })
     }
 }
 
@@ -258,6 +322,12 @@ pub async fn run(
                 target::add_bench_vessel(services).await?;
                 Target::create(&consignment)
             }
+            Scenario::HttpCreate => {
+                target::add_bench_vessel(services).await?;
+                // A plan with http-create has its gateway (Plan::new).
+                let gateway = plan.gateway.as_ref().ok_or(Refused::NoGatewayToken)?;
+                Target::http_create(&gateway.url, &gateway.token, &consignment, services.timeout())?
+            }
         };
         targets.push((scenario.name(), target));
     }
@@ -267,8 +337,11 @@ pub async fn run(
     for (name, target) in targets {
         // One request first: a service that is not there is a clear error, not a table of failures.
         target.call(services).await.map_err(|error| match error {
-            shared::client::RequestError::Denied { .. } => {
+            Failure::Request(shared::client::RequestError::Denied { .. }) => {
                 anyhow::anyhow!("{name}: {error}; the bench runs as the admin: NATS_NKEY=nats-auth/admin/nkey")
+            }
+            Failure::Refused { status: 401, .. } => {
+                anyhow::anyhow!("{name}: {error}; SHIPPY_GATEWAY_TOKEN: `shippy auth token DIR` prints the token")
             }
             error => anyhow::anyhow!("{name}: {error}"),
         })?;
@@ -341,5 +414,24 @@ mod tests {
         assert_eq!(plan(&["--fill", "10000001"]), Err(Refused::FillTooLarge(10_000_001)));
         assert_eq!(plan(&["--fleet", "1000001"]), Err(Refused::FleetTooLarge(1_000_001)));
         assert_eq!(plan(&["--fill", "5", "--fleet", "7"]).map(|plan| (plan.fill, plan.fleet)), Ok((5, 7)));
+    }
+
+    #[test]
+    fn http_create_needs_a_gateway_and_its_token() {
+        // Not part of `all`: no gateway is asked for unless named.
+        assert_eq!(plan(&["all", "--gateway", "nowhere"]).unwrap().gateway, None);
+        let token = ["--gateway-token", "t0k3n"];
+        let chosen = plan(&[&["raw", "create", "http-create"][..], &token].concat()).unwrap();
+        assert_eq!(chosen.scenarios, [Scenario::Raw, Scenario::Create, Scenario::HttpCreate]);
+        let gateway = chosen.gateway.unwrap();
+        assert_eq!((gateway.url.as_str(), gateway.token.as_str()), ("http://127.0.0.1:8080/", "t0k3n"));
+        assert!(!format!("{gateway:?}").contains("t0k3n"));
+        let elsewhere = plan(&[&["http-create", "--gateway", "http://[::1]:18080"][..], &token].concat()).unwrap();
+        assert_eq!(elsewhere.gateway.unwrap().url.as_str(), "http://[::1]:18080/");
+        for bad in ["localhost:8080", "ftp://host/", "http://"] {
+            let refused = plan(&[&["http-create", "--gateway", bad][..], &token].concat());
+            assert_eq!(refused, Err(Refused::BadGateway(bad.to_owned())));
+        }
+        assert_eq!(plan(&["http-create", "--gateway-token", " "]), Err(Refused::NoGatewayToken));
     }
 }

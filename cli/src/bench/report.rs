@@ -6,6 +6,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::{
+    Scenario,
     lag::Lag,
     load::{Load, Samples, Window},
 };
@@ -18,15 +19,19 @@ pub struct Outcome {
     pub subject: String,
     /// Successful replies.
     pub ok: u64,
-    /// Failed requests by [kind](shared::client::RequestError::kind): `timeout`,
-    /// `no responders`, `404 no vessel available for 3 containers weighing 55000 kg`, ...
+    /// Failed requests by kind: `timeout`, `no responders`, `429 too many requests`,
+    /// `404 no vessel available for 3 containers weighing 55000 kg` (over NATS or HTTP alike), ...
     pub errors: BTreeMap<String, u64>,
     /// Successful replies a second over the measured window.
     pub throughput: f64,
     /// Latency of the successful replies, in microseconds.
     pub latency_us: Latency,
     /// Throughput and p50 as a ratio to `raw` in the same run; absent when `raw` did not run.
-    pub vs_raw: Option<VsRaw>,
+    pub vs_raw: Option<Ratio>,
+    /// `http-create` only: throughput and p50 as a ratio to `create` (the same
+    /// create over NATS) in the same run, when `create` ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vs_create: Option<Ratio>,
 }
 
 /// Latency percentiles, in microseconds.
@@ -48,11 +53,23 @@ impl Latency {
     }
 }
 
-/// A scenario against `raw`: throughput as a fraction of raw's, p50 as a multiple of raw's.
+/// A scenario against another of the same run (`raw`, or `create` for
+/// `http-create`): throughput as a fraction of the other's, p50 as a multiple of it.
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct VsRaw {
+pub struct Ratio {
     pub throughput: f64,
     pub p50: f64,
+}
+
+impl Ratio {
+    /// `outcome` against `base`; `None` when `base` has no figures to divide by.
+    #[expect(clippy::cast_precision_loss, reason = "latencies in µs stay far below 2^52")]
+    fn of(outcome: &Outcome, base: &Outcome) -> Option<Self> {
+        (base.throughput > 0.0 && base.latency_us.p50 > 0).then(|| Self {
+            throughput: outcome.throughput / base.throughput,
+            p50: outcome.latency_us.p50 as f64 / base.latency_us.p50 as f64,
+        })
+    }
 }
 
 impl Outcome {
@@ -67,6 +84,7 @@ impl Outcome {
             throughput: histogram.len() as f64 / window.duration.as_secs_f64(),
             latency_us: Latency::of(histogram),
             vs_raw: None,
+            vs_create: None,
         }
     }
 
@@ -103,13 +121,12 @@ impl Report {
         mut scenarios: Vec<Outcome>,
         follow_lag: Option<Lag>,
     ) -> Self {
-        #[expect(clippy::cast_precision_loss, reason = "latencies in µs stay far below 2^52")]
-        if let Some(raw) = scenarios.iter().find(|outcome| outcome.scenario == "raw").cloned() {
-            for outcome in &mut scenarios {
-                outcome.vs_raw = (raw.throughput > 0.0 && raw.latency_us.p50 > 0).then(|| VsRaw {
-                    throughput: outcome.throughput / raw.throughput,
-                    p50: outcome.latency_us.p50 as f64 / raw.latency_us.p50 as f64,
-                });
+        let named = |name: Scenario| scenarios.iter().find(|outcome| outcome.scenario == name.name()).cloned();
+        let (raw, create) = (named(Scenario::Raw), named(Scenario::Create));
+        for outcome in &mut scenarios {
+            outcome.vs_raw = raw.as_ref().and_then(|raw| Ratio::of(outcome, raw));
+            if outcome.scenario == Scenario::HttpCreate.name() {
+                outcome.vs_create = create.as_ref().and_then(|create| Ratio::of(outcome, create));
             }
         }
         let (mode, clients, rate) = match load {
@@ -174,8 +191,25 @@ impl Report {
         text.push_str(&render(&table(&columns, rows)));
         text.push('\n');
         for outcome in &self.scenarios {
+            if let Some(vs) = outcome.vs_create {
+                let _ = writeln!(
+                    text,
+                    "{} against create (the same create through the gateway, and over NATS): p50 {:.2}x, req/s {:.2}x",
+                    outcome.scenario, vs.p50, vs.throughput,
+                );
+            }
+        }
+        for outcome in &self.scenarios {
             for (kind, count) in &outcome.errors {
                 let _ = writeln!(text, "{} errors: {count} × {kind}", outcome.scenario);
+            }
+            if outcome.errors.keys().any(|kind| kind.starts_with("429 ")) {
+                let _ = writeln!(
+                    text,
+                    "{}: the gateway's per-token rate limit refused requests; raise its GATEWAY_RATE_PER_SECOND \
+                     and GATEWAY_RATE_BURST above the bench's rate",
+                    outcome.scenario,
+                );
             }
         }
         if let Some(lag) = &self.follow_lag {

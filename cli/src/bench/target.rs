@@ -1,9 +1,12 @@
 //! What each scenario asks, and the bare echo responder that `raw` asks.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use futures::StreamExt as _;
+use reqwest::header::{self, HeaderValue};
 use shared::{
-    ErrorCode,
+    ErrorCode, ServiceError,
     client::RequestError,
     codec::encode,
     model::{
@@ -18,6 +21,9 @@ use crate::client::Services;
 
 /// The specification `raw` and `find` send: the seed consignment's needs.
 const SPECIFICATION: Specification = Specification { capacity: 3, max_weight: 55_000, sequence: None };
+
+/// The gateway's route `http-create` sends to.
+pub(super) const HTTP_CREATE_PATH: &str = "/v1/consignments";
 
 /// The vessel the `create` scenario books onto: first in id order, with room for
 /// every consignment a bench can send, so that the fleet never runs out mid-run.
@@ -105,9 +111,19 @@ async fn add_vessel(services: &Services, id: &str, capacity: u32, max_weight: u6
 /// One request, sent again and again, and the reply type it decodes to.
 #[derive(Debug, Clone)]
 pub(super) struct Target {
+    /// What the report names it by: the NATS subject, or the HTTP method and path.
     pub(super) subject: String,
     payload: Bytes,
-    reply: Reply,
+    way: Way,
+}
+
+/// How a request goes out, and what its reply decodes to.
+#[derive(Debug, Clone)]
+enum Way {
+    /// A NATS request on the bench's connection.
+    Nats(Reply),
+    /// An HTTP request to the gateway, with its API token.
+    Http(Gateway),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -116,10 +132,85 @@ enum Reply {
     Created,
 }
 
+/// The gateway an HTTP scenario sends to: the route's URL, the `Authorization`
+/// header, and the HTTP client, whose keep-alive connections its clones share.
+#[derive(Debug, Clone)]
+struct Gateway {
+    http: reqwest::Client,
+    url: reqwest::Url,
+    authorization: HeaderValue,
+    timeout: Duration,
+}
+
+impl Gateway {
+    /// A client of its own: one keep-alive connection, kept between requests.
+    fn client(timeout: Duration) -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .pool_max_idle_per_host(1)
+            .tcp_nodelay(true)
+            .build()
+            .expect("an HTTP client with no TLS settings of its own builds")
+    }
+}
+
+/// Why a request of the bench failed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Failure {
+    /// A NATS request failed, or the gateway answered with a service's error (the same code and message).
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The gateway refused the request itself (401, 415, 429, ...), with the services' error body.
+    #[error("{status} {message}")]
+    Refused { status: u16, message: String },
+    /// No HTTP response: the gateway is not there, or did not answer in time.
+    #[error("{method} {url}: {cause}")]
+    Http { method: &'static str, url: String, cause: String, timeout: bool },
+    /// A response that is not the JSON expected.
+    #[error("unexpected response from {url}: {source}")]
+    InvalidReply {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Failure {
+    /// The kind the report counts it under; a service's error reads the same over
+    /// NATS and HTTP: `404 no vessel available for 3 containers weighing 55000 kg`.
+    pub(super) fn kind(&self) -> String {
+        match self {
+            Self::Request(error) => error.kind(),
+            Self::Refused { status, message } => format!("{status} {}", first_clause(message)),
+            Self::Http { timeout: true, .. } => "timeout".to_owned(),
+            Self::Http { cause, .. } => format!("http: {cause}"),
+            Self::InvalidReply { .. } => "invalid reply".to_owned(),
+        }
+    }
+
+    /// The failure of a response with `status` and `body`: a service's error as the
+    /// service's, the gateway's own as [`Failure::Refused`].
+    fn of_response(status: reqwest::StatusCode, body: &[u8]) -> Self {
+        let message = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|body| body["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+        match ErrorCode::try_from(status.as_u16()) {
+            Ok(code) => Self::Request(RequestError::Service(ServiceError::new(code, message))),
+            Err(_) => Self::Refused { status: status.as_u16(), message },
+        }
+    }
+}
+
+/// A message up to its first `:` or `;`: what alike failures share.
+fn first_clause(message: &str) -> &str {
+    message.split([':', ';']).next().unwrap_or_default()
+}
+
 impl Target {
     /// `raw`: the echo responder at `subject`, asked what `find` asks.
     pub(super) fn echo(subject: String) -> Self {
-        Self { subject, payload: encode(&SPECIFICATION).into(), reply: Reply::Vessel }
+        Self { subject, payload: encode(&SPECIFICATION).into(), way: Way::Nats(Reply::Vessel) }
     }
 
     /// `find`: `vessel.find_available`.
@@ -127,31 +218,106 @@ impl Target {
         Self {
             subject: vessel::FIND_AVAILABLE.to_owned(),
             payload: encode(&SPECIFICATION).into(),
-            reply: Reply::Vessel,
+            way: Way::Nats(Reply::Vessel),
         }
     }
 
     /// `create`: `consignment.create` with `new`.
     pub(super) fn create(new: &NewConsignment) -> Self {
-        Self { subject: consignment::CREATE.to_owned(), payload: encode(new).into(), reply: Reply::Created }
+        Self { subject: consignment::CREATE.to_owned(), payload: encode(new).into(), way: Way::Nats(Reply::Created) }
+    }
+
+    /// `http-create`: `POST /v1/consignments` with `new` to the gateway at `base`,
+    /// with `token`; each response waits at most `timeout`.
+    pub(super) fn http_create(
+        base: &reqwest::Url,
+        token: &str,
+        new: &NewConsignment,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let url = base.join(HTTP_CREATE_PATH).with_context(|| format!("--gateway {base}: not a base URL"))?;
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| anyhow::anyhow!("the gateway token holds characters a header cannot carry"))?;
+        authorization.set_sensitive(true);
+        Ok(Self {
+            subject: format!("POST {HTTP_CREATE_PATH}"),
+            payload: encode(new).into(),
+            way: Way::Http(Gateway { http: Gateway::client(timeout), url, authorization, timeout }),
+        })
+    }
+
+    /// The target for one closed-loop client: an HTTP target gets a client of its
+    /// own, so that each bench client keeps its own keep-alive connection, as a
+    /// NATS client's requests share the bench's one connection.
+    pub(super) fn for_client(&self) -> Self {
+        match &self.way {
+            Way::Nats(_) => self.clone(),
+            Way::Http(gateway) => Self {
+                way: Way::Http(Gateway { http: Gateway::client(gateway.timeout), ..gateway.clone() }),
+                ..self.clone()
+            },
+        }
     }
 
     /// Sends the request once and decodes its reply, as any shippy client would,
     /// as the root of a trace of its own (sampled as `OTEL_TRACES_SAMPLER` says).
-    pub(super) async fn call(&self, services: &Services) -> Result<(), RequestError> {
+    pub(super) async fn call(&self, services: &Services) -> Result<(), Failure> {
         use tracing::Instrument as _;
         let span = tracing::info_span!(parent: None, "bench");
-        match self.reply {
-            Reply::Vessel => {
-                services.request::<VesselReply>(&self.subject, self.payload.clone()).instrument(span).await.map(drop)
-            }
-            Reply::Created => services
+        match &self.way {
+            Way::Nats(Reply::Vessel) => services
+                .request::<VesselReply>(&self.subject, self.payload.clone())
+                .instrument(span)
+                .await
+                .map(drop)
+                .map_err(Failure::from),
+            Way::Nats(Reply::Created) => services
                 .request::<CreatedConsignment>(&self.subject, self.payload.clone())
                 .instrument(span)
                 .await
-                .map(drop),
+                .map(drop)
+                .map_err(Failure::from),
+            Way::Http(gateway) => self.post(gateway).instrument(span).await,
         }
     }
+
+    /// `POST`s the payload as JSON and decodes a `201`'s body as a consignment.
+    async fn post(&self, gateway: &Gateway) -> Result<(), Failure> {
+        let failed = |error: reqwest::Error| Failure::Http {
+            method: "POST",
+            url: gateway.url.to_string(),
+            timeout: error.is_timeout(),
+            cause: root_cause(&error),
+        };
+        let response = gateway
+            .http
+            .post(gateway.url.clone())
+            .header(header::AUTHORIZATION, gateway.authorization.clone())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(self.payload.clone())
+            .send()
+            .await
+            .map_err(failed)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(failed)?;
+        if status != reqwest::StatusCode::CREATED {
+            return Err(Failure::of_response(status, &body));
+        }
+        serde_json::from_slice::<Consignment>(&body)
+            .map(drop)
+            .map_err(|source| Failure::InvalidReply { url: gateway.url.to_string(), source })
+    }
+}
+
+/// The innermost cause of `error`, which says what happened (`Connection refused`),
+/// where reqwest's own message says only what it was doing.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }
 
 /// A bare responder on a connection of its own, answering every request with a

@@ -5,7 +5,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::common::{failure, poll, shippy, shippy_with_stdin, spawn_workers, stdout};
+use crate::common::{
+    GATEWAY_TOKEN, Gateway, failure, poll, shippy, shippy_with, shippy_with_stdin, spawn_workers, stdout,
+};
 use futures::StreamExt as _;
 use shared::{
     client::{FIRST_BACKOFF, LONGEST_BACKOFF},
@@ -367,6 +369,114 @@ async fn bench_measures_every_scenario_against_raw() {
         &shippy(nats.url(), &["bench", "find", "--clients", "2", "--duration", "100ms", "--warmup", "0s"]).await,
     );
     assert_eq!(bench_row(&table, "find")[9..], ["-", "-"]);
+
+    consignments.stop().await.unwrap();
+    vessels.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bench_http_create_goes_through_the_gateway_against_create() {
+    let nats = Nats::start().await;
+    let (vessels, consignments) = spawn_workers(&nats).await;
+    // Its rate limit above the bench's rate, as a bench's gateway must have it.
+    let mut config = gateway::Config::new(nats.url());
+    config.rate_per_second = std::num::NonZeroU32::new(1_000_000).unwrap();
+    config.rate_burst = std::num::NonZeroU32::new(1_000_000).unwrap();
+    let gateway = Gateway::start(config).await;
+    let token = [("SHIPPY_GATEWAY_TOKEN", GATEWAY_TOKEN)];
+    let (url, base) = (nats.url(), gateway.base.as_str());
+    let bench = |args: &'static [&'static str]| async move {
+        shippy_with(url, &token, &[&["bench"], args, &["--gateway", base]].concat(), "").await
+    };
+
+    // A table: http-create measured like the others, set against raw and create.
+    let table = stdout(
+        &bench(&["raw", "create", "http-create", "--clients", "2", "--duration", "300ms", "--warmup", "100ms"]).await,
+    );
+    let row = bench_row(&table, "http-create");
+    assert_eq!(row[1..3], ["POST", "/v1/consignments"], "{table}");
+    assert!(row[3].parse::<f64>().unwrap() > 0.0, "{table}");
+    assert_eq!(row[9], "0", "no errors: {table}");
+    assert!(row[10].ends_with('x') && row[11].ends_with('x'), "{table}");
+    let against = table.lines().find(|line| line.starts_with("http-create against create")).expect(&table);
+    assert!(against.contains(": p50 ") && against.ends_with('x'), "{against}");
+
+    // JSON: the ratio to create on http-create only.
+    let report = json(
+        &bench(&["create", "http-create", "--rate", "100", "--duration", "300ms", "--warmup", "0s", "--json"]).await,
+    );
+    let scenarios = report["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios[0]["scenario"], "create");
+    assert!(scenarios[0].get("vs_create").is_none(), "{report}");
+    assert_eq!((&scenarios[1]["scenario"], &scenarios[1]["errors"]), (&json!("http-create"), &json!({})));
+    assert!((20..=40).contains(&scenarios[1]["ok"].as_u64().unwrap()), "{report}");
+    assert!(scenarios[1]["vs_create"]["p50"].as_f64().unwrap() > 0.0, "{report}");
+    // Each create, over NATS or through the gateway, is stored on the bench's vessel.
+    let stored = json_lines(&shippy(nats.url(), &["list", "--vessel", "bench"]).await).len();
+    let answered = scenarios.iter().map(|scenario| scenario["ok"].as_u64().unwrap()).sum::<u64>();
+    assert!(u64::try_from(stored).unwrap() >= answered, "{stored} stored, {answered} answered");
+
+    // A wrong token stops the bench at once, saying where the token comes from.
+    let output = shippy_with(
+        nats.url(),
+        &[("SHIPPY_GATEWAY_TOKEN", "wrong")],
+        &["bench", "http-create", "--gateway", &gateway.base, "--duration", "100ms"],
+        "",
+    )
+    .await;
+    assert_eq!(
+        failure(&output),
+        "shippy: http-create: 401 invalid token; SHIPPY_GATEWAY_TOKEN: `shippy auth token DIR` prints the token"
+    );
+    // No token: refused before anything is sent.
+    let output = shippy(nats.url(), &["bench", "http-create"]).await;
+    assert_eq!(
+        failure(&output),
+        "shippy: http-create needs the gateway's API token: set SHIPPY_GATEWAY_TOKEN (`shippy auth token DIR` prints it)"
+    );
+    assert_eq!(output.status.code(), Some(2));
+    // No gateway there: the cause, at once.
+    let output = shippy_with(
+        nats.url(),
+        &token,
+        &["bench", "http-create", "--gateway", "http://127.0.0.1:1", "--duration", "100ms"],
+        "",
+    )
+    .await;
+    let said = failure(&output);
+    assert!(said.starts_with("shippy: http-create: POST http://127.0.0.1:1/v1/consignments: "), "{said}");
+    assert!(said.to_lowercase().contains("refused"), "{said}");
+    gateway.stop().await;
+
+    // A gateway whose rate limit is below the bench's rate: its 429s are counted, and the report says why.
+    let mut config = gateway::Config::new(nats.url());
+    config.rate_per_second = std::num::NonZeroU32::new(1).unwrap();
+    config.rate_burst = std::num::NonZeroU32::new(2).unwrap();
+    let limited = Gateway::start(config).await;
+    let table = stdout(
+        &shippy_with(
+            nats.url(),
+            &token,
+            &[
+                "bench",
+                "http-create",
+                "--gateway",
+                &limited.base,
+                "--rate",
+                "50",
+                "--duration",
+                "200ms",
+                "--warmup",
+                "0s",
+            ],
+            "",
+        )
+        .await,
+    );
+    assert!(table.contains("http-create errors: "), "{table}");
+    assert!(table.contains(" × 429 too many requests"), "{table}");
+    assert!(table.contains("raise its GATEWAY_RATE_PER_SECOND and GATEWAY_RATE_BURST"), "{table}");
+    limited.stop().await;
 
     consignments.stop().await.unwrap();
     vessels.stop().await.unwrap();

@@ -21,6 +21,8 @@ use shared::{
 use testkit::{GUARD, Nats};
 use tokio::sync::mpsc;
 
+use crate::common::{GATEWAY_TOKEN, Gateway};
+
 const TIMEOUT: Duration = Duration::from_secs(10);
 use testkit::SEED_CONSIGNMENT as SEED;
 
@@ -267,33 +269,14 @@ async fn each_role_can_do_its_job() {
 /// back from `Last-Event-ID: 0` (direct gets on `shippy-feed`), then one live (its
 /// ordered consumer on `shippy-feed`).
 async fn gateway_events(deployment: &Deployment, stored_id: &str) {
-    const TOKEN: &str = "permissions-test-token";
-    let dir = tempfile::tempdir().expect("a scratch directory");
-    let tokens = dir.path().join("api-tokens");
-    std::fs::write(&tokens, format!("{}\n", shared::api_token::hash_line(TOKEN))).unwrap();
     let mut config = gateway::Config::new(deployment.nats.url());
     config.nats = deployment.config(roles::GATEWAY);
-    config.addr = "127.0.0.1:0".parse().unwrap();
-    config.tokens_file = Some(tokens);
-    let gateway = gateway::Gateway::start(&config).await.expect("start the gateway as its role");
-    let base = format!("http://{}", gateway.local_addr().unwrap());
-    let running = testkit::Running::spawn(|shutdown| gateway.serve(shutdown));
-    // Ready: its NATS connection (made in the background) is up.
-    let ready = async {
-        let mut poll = tokio::time::interval(Duration::from_millis(20));
-        loop {
-            poll.tick().await;
-            let readyz = reqwest::get(format!("{base}/readyz")).await;
-            if readyz.is_ok_and(|response| response.status().is_success()) {
-                break;
-            }
-        }
-    };
-    tokio::time::timeout(GUARD, ready).await.expect("the gateway is ready in time");
+    let gateway = Gateway::start(config).await;
+    let base = &gateway.base;
     // The dashboard's instances, from $SRV.STATS.
     let services: serde_json::Value = reqwest::Client::new()
         .get(format!("{base}/v1/services"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(GATEWAY_TOKEN)
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
@@ -304,7 +287,7 @@ async fn gateway_events(deployment: &Deployment, stored_id: &str) {
     assert_eq!(services["services"].as_array().map(Vec::len), Some(2), "{services}");
     let response = reqwest::Client::new()
         .get(format!("{base}/v1/events"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(GATEWAY_TOKEN)
         .header("Last-Event-ID", "0")
         .send()
         .await
@@ -322,7 +305,7 @@ async fn gateway_events(deployment: &Deployment, stored_id: &str) {
     let client = deployment.connect(roles::CLIENT).await.client;
     let live: CreatedConsignment = request(&client, consignment::CREATE, SEED.into(), TIMEOUT).await.expect("create");
     read_until(&live.consignment.id).await;
-    running.stop().await.expect("the gateway stops cleanly");
+    gateway.stop().await;
 }
 
 #[tokio::test]
