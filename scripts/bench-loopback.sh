@@ -92,3 +92,9 @@ if $http; then
     export SHIPPY_GATEWAY_TOKEN SHIPPY_GATEWAY_URL="http://127.0.0.1:$gateway_port"
 fi
 "$shippy" bench "$@"
+# The CPU time (user + system) each process of the stack used, start-up and warm-up
+# included: what a configuration costs, beside the throughput it reaches.
+for pid in "${pids[@]}"; do
+    read -r -a stat <"/proc/$pid/stat"
+    echo "cpu $(basename "$(readlink "/proc/$pid/exe")"): $(((stat[13] + stat[14]) * 1000 / $(getconf CLK_TCK))) ms"
+done

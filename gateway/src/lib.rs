@@ -29,6 +29,7 @@ pub mod routes;
 use std::{future::Future, net::SocketAddr, num::NonZeroU32, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use shared::{config::DEFAULT_MAX_REQUEST_BYTES, config::DEFAULT_SHUTDOWN_GRACE_MS, nats::NatsConfig};
 
 /// Where the gateway listens when `GATEWAY_ADDR` is unset.
@@ -157,6 +158,12 @@ impl Gateway {
         let Self { listener, router, client, shutdown_grace, stop_feed } = self;
         tracing::info!(addr = %listener.local_addr()?, "gateway listening");
         let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+        // No Nagle delay: each reply and each event goes out when written.
+        let listener = listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY");
+            }
+        });
         let server = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
