@@ -103,8 +103,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
 pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
     use tracing::Instrument as _;
 
-    let span = tracing::info_span!("shippy", otel.name = "shippy", trace_id = tracing::field::Empty);
-    shared::telemetry::continue_trace(&span, None);
+    let span = tracing::info_span!("shippy", otel.name = "shippy");
     if cli.verbose
         && let Some(id) = shared::telemetry::trace_id(&span)
     {

@@ -53,7 +53,6 @@ use shared::{
     subjects::consignment,
 };
 use tokio::sync::{mpsc, oneshot};
-use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::{
@@ -115,8 +114,8 @@ struct Queued {
     load: Load,
     vessel: Vessel,
     done: oneshot::Sender<Result<Written, CreateError>>,
-    /// The requester's span: the round that appends it continues its trace.
-    span: tracing::Span,
+    /// The requester's trace: the round that appends it continues it.
+    trace: shared::telemetry::TraceContext,
 }
 
 /// Room left in an event for its envelope.
@@ -168,7 +167,7 @@ impl<L: EventLog, F: VesselFinder> Creator<L, F> {
                 load: valid.load(),
                 vessel,
                 done,
-                span: tracing::Span::current(),
+                trace: shared::telemetry::current(),
             };
             match self.write(&vessel_id, queued).await? {
                 Written::Stored { counted: true } => {
@@ -300,15 +299,16 @@ impl<L: EventLog> Writer<L> {
     ///
     /// In the append's `publish` span, which continues the trace of the round's
     /// first create and links to the others': one span per round, not per create
-    /// ([`shared::store::append_in`]). The event's trace context follows from it.
+    /// ([`shared::store::append_in_current_span`]). The event's trace context
+    /// follows from it.
     async fn write(&self, pending: Vec<Queued>) -> Vec<Queued> {
-        let parent = pending.first().map_or_else(tracing::Span::none, |queued| queued.span.clone());
+        let parent = pending.first().map(|queued| queued.trace.clone()).unwrap_or_default();
         let subject = consignment::created_event(&self.vessel_id);
         let span = parent.in_scope(|| shared::telemetry::jetstream_span("publish", EVENTS_STREAM, &subject));
         for queued in pending.iter().skip(1) {
-            shared::telemetry::link(&span, &queued.span);
+            span.link(&queued.trace);
         }
-        self.write_round(pending).instrument(span).await
+        span.run(self.write_round(pending)).await
     }
 
     async fn write_round(&self, pending: Vec<Queued>) -> Vec<Queued> {

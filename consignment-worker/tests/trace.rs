@@ -156,6 +156,8 @@ async fn one_create_is_one_trace(client: &async_nats::Client, events: &mut async
         "the event's headers: {:?}",
         event.headers
     );
+    let tracestate = event.headers.as_ref().and_then(|headers| headers.get("tracestate"));
+    assert!(tracestate.is_none(), "no empty tracestate is written: {:?}", event.headers);
 }
 
 async fn a_missing_or_malformed_context_is_a_root(client: &async_nats::Client) {

@@ -5,7 +5,6 @@ use std::time::Duration;
 use async_nats::{Client, HeaderMap, Message, RequestErrorKind};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use tracing::Instrument as _;
 
 use crate::error::{ERROR_CODE_HEADER, ERROR_HEADER, ErrorCode, ErrorReply, ServiceError};
 
@@ -68,21 +67,21 @@ pub async fn request_with_headers<T: DeserializeOwned>(
 ) -> Result<T, RequestError> {
     let span = crate::telemetry::client_span(subject, payload.len());
     let mut headers = headers;
-    crate::telemetry::inject_span(&span, &mut headers);
+    span.inject(&mut headers);
     let mut request = async_nats::Request::new().payload(payload).timeout(Some(timeout));
     if let Some(headers) = headers {
         request = request.headers(headers);
     }
     let started = std::time::Instant::now();
-    let result = async {
-        let reply = client
-            .send_request(subject.to_owned(), request)
-            .await
-            .map_err(|source| RequestError::from_send(subject, timeout, source))?;
-        decode_reply(subject, &reply)
-    }
-    .instrument(span.clone())
-    .await;
+    let result = span
+        .run(async {
+            let reply = client
+                .send_request(subject.to_owned(), request)
+                .await
+                .map_err(|source| RequestError::from_send(subject, timeout, source))?;
+            decode_reply(subject, &reply)
+        })
+        .await;
     let outcome = match &result {
         Err(RequestError::TimedOut { .. }) => crate::meter::Outcome::TimedOut,
         Err(RequestError::NoResponders { .. }) => crate::meter::Outcome::NoResponders,
@@ -90,7 +89,7 @@ pub async fn request_with_headers<T: DeserializeOwned>(
     };
     crate::meter::client_request(subject, started.elapsed(), outcome);
     if let Err(error) = &result {
-        crate::telemetry::record_error(&span, &error.kind());
+        span.record_error(&error.kind());
     }
     result
 }

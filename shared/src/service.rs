@@ -42,7 +42,6 @@ use bytes::Bytes;
 use futures::{FutureExt as _, Stream, StreamExt as _, stream::SelectAll};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
-use tracing::Instrument as _;
 
 use crate::{
     error::{ERROR_CODE_HEADER, ERROR_HEADER, ErrorCode, ServiceError},
@@ -300,8 +299,12 @@ impl<H: Handler> Responder<H> {
         let metered =
             crate::meter::Request::start(self.registry.name(), self.registry.endpoint_name(index), received - taken);
         let size = message.payload.len();
-        let span = crate::telemetry::server_span(&message.subject, self.registry.queue_group(index), size);
-        crate::telemetry::continue_trace(&span, message.headers.as_ref());
+        let span = crate::telemetry::server_span(
+            &message.subject,
+            self.registry.queue_group(index),
+            size,
+            message.headers.as_ref(),
+        );
         let result = if size > self.max_request_bytes {
             Err(ServiceError::new(
                 ErrorCode::PayloadTooLarge,
@@ -310,11 +313,11 @@ impl<H: Handler> Responder<H> {
         } else {
             // A bug in one handler must cost one request, not the worker (this crate
             // builds only with `panic = "unwind"`: see the `compile_error!` above).
-            AssertUnwindSafe(
-                self.handler
-                    .handle(&message.subject, message.headers.as_ref(), message.payload.clone())
-                    .instrument(span.clone()),
-            )
+            AssertUnwindSafe(span.run(self.handler.handle(
+                &message.subject,
+                message.headers.as_ref(),
+                message.payload.clone(),
+            )))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| Err(ServiceError::internal("internal error")))
@@ -335,7 +338,7 @@ impl<H: Handler> Responder<H> {
         let (headers, body) = match &result {
             Ok(body) => (None, body.clone()),
             Err(error) => {
-                crate::telemetry::record_error(&span, &error.code);
+                span.record_error(&error.code);
                 span.in_scope(|| tracing::debug!(subject = %message.subject, %error, "request failed"));
                 (Some(error_headers(error)), error.to_json())
             }

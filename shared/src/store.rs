@@ -35,13 +35,12 @@
 use std::time::Duration;
 
 use async_nats::{
-    Client, HeaderMap, StatusCode,
+    Client, StatusCode,
     jetstream::{self, consumer::DeliverPolicy, stream::StorageType},
 };
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
 use serde::Serialize;
-use tracing::Instrument as _;
 
 use crate::subjects::{consignment, vessel};
 
@@ -239,14 +238,14 @@ pub enum AppendError {
 /// ([`crate::telemetry`]): a consumer of the event can link back to the request.
 pub async fn append(js: &jetstream::Context, subject: &str, expected: u64, payload: Bytes) -> Result<u64, AppendError> {
     let span = crate::telemetry::jetstream_span("publish", EVENTS_STREAM, subject);
-    append_in(&span, js, subject, expected, payload).await
+    span.run(append_in_current_span(js, subject, expected, payload)).await
 }
 
-/// [`append`] in `span`, a `publish` span ([`crate::telemetry::jetstream_span`])
-/// that its caller made: one write for several requests makes a single span,
-/// linked to all of them, rather than one span more per write.
-pub async fn append_in(
-    span: &tracing::Span,
+/// [`append`] in the current span: a `publish` span
+/// ([`crate::telemetry::jetstream_span`]) that its caller runs it in, so that one
+/// write for several requests makes a single span, linked to all of them, rather
+/// than one span more per write.
+pub async fn append_in_current_span(
     js: &jetstream::Context,
     subject: &str,
     expected: u64,
@@ -259,8 +258,8 @@ pub async fn append_in(
             AppendError::Store(StoreError::new(format!("append to {subject}"), error))
         }
     };
-    let mut headers = Some(HeaderMap::new());
-    crate::telemetry::inject_span(span, &mut headers);
+    let mut headers = None;
+    crate::telemetry::inject(&mut headers);
     let mut headers = headers.unwrap_or_default();
     headers.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string().as_str());
     let started = std::time::Instant::now();
@@ -268,15 +267,14 @@ pub async fn append_in(
         let ack = js.publish_with_headers(subject.to_owned(), headers, payload).await.map_err(failed)?;
         ack.await.map_err(failed)
     }
-    .instrument(span.clone())
     .await;
     let conflict = matches!(acked, Err(AppendError::Conflict(_)));
     crate::meter::jetstream("publish", started.elapsed(), conflict);
     match acked {
         Ok(ack) => Ok(ack.sequence),
         Err(error) => {
-            crate::telemetry::record_error(span, &if conflict { "conflict" } else { "store" });
-            span.in_scope(|| tracing::debug!(%error, "append failed"));
+            crate::telemetry::record_error(&if conflict { "conflict" } else { "store" });
+            tracing::debug!(%error, "append failed");
             Err(error)
         }
     }
@@ -286,8 +284,8 @@ pub async fn append_in(
 /// as its leader has it.
 pub async fn last_sequence(stream: &jetstream::stream::Stream) -> Result<u64, StoreError> {
     let span = crate::telemetry::jetstream_span("info", EVENTS_STREAM, EVENTS_STREAM);
-    let info = stream.get_info().instrument(span.clone()).await.map_err(|error| {
-        crate::telemetry::record_error(&span, &"store");
+    let info = span.run(stream.get_info()).await.map_err(|error| {
+        span.record_error(&"store");
         StoreError::new(format!("read the state of {EVENTS_STREAM}"), error)
     })?;
     Ok(info.state.last_sequence)
@@ -446,7 +444,7 @@ pub async fn direct_batch(
 ) -> Result<Vec<StoredMessage>, StoreError> {
     let span = crate::telemetry::jetstream_span("direct_get", stream, &request.subject);
     let started = std::time::Instant::now();
-    let read = ask_replicas(|| direct_batch_once(client, stream, request, timeout)).instrument(span.clone()).await;
+    let read = span.run(ask_replicas(|| direct_batch_once(client, stream, request, timeout))).await;
     crate::meter::jetstream("direct_get", started.elapsed(), false);
     let read = read.and_then(|read| {
         read.ok_or_else(|| {
@@ -455,7 +453,7 @@ pub async fn direct_batch(
         })
     });
     if read.is_err() {
-        crate::telemetry::record_error(&span, &"store");
+        span.record_error(&"store");
     }
     read
 }

@@ -8,45 +8,65 @@
 //! OTLP/HTTP (protobuf), named by `OTEL_SERVICE_NAME` (default: the binary's name)
 //! and sampled by `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG` (default
 //! `parentbased_always_on`). Without an endpoint, or with `OTEL_SDK_DISABLED=true`
-//! or `OTEL_TRACES_EXPORTER=none`, no OpenTelemetry layer is installed: the
-//! request and JetStream spans are not made, nothing is exported and nothing is
-//! added to messages.
-//!
-//! # Trace context in NATS headers
-//!
-//! [`extract`] reads `traceparent`/`tracestate` from a request's headers, names
-//! matched in any case (Go's propagator writes `Traceparent`); a malformed value,
-//! or one longer than [`MAX_HEADER_LEN`], is ignored and the request starts a
-//! root span. [`inject`] writes the current span's context into outgoing headers:
-//! requests a worker sends and messages it appends to JetStream, so that a
-//! consumer of the events can link back to the request that wrote them.
+//! or `OTEL_TRACES_EXPORTER=none`, no tracer is installed: the request and
+//! JetStream spans are not made, nothing is exported and nothing is added to
+//! messages.
 //!
 //! # Spans
 //!
-//! The service runtime opens a server span per endpoint request ([`server_span`]),
-//! the request client a client span per request ([`client_span`]), the store a
-//! span per JetStream operation; each carries the OpenTelemetry messaging attributes
-//! (`messaging.system`, `messaging.destination.name`, ...). Log lines written within
-//! a request's span carry its `trace_id` and `span_id`.
+//! The spans on a request's path are made with the OpenTelemetry SDK's tracer
+//! directly, as [`OtelSpan`]s, not as `tracing` spans bridged by
+//! `tracing-opentelemetry`: that bridge costs a registry slot, a lock and an
+//! allocation or two per span and a timestamp per poll, several times the span
+//! itself (README, "Overhead"). They are the service runtime's server span per
+//! endpoint request ([`server_span`]), the request client's client span per request
+//! ([`client_span`]) and the store's span per JetStream operation
+//! ([`jetstream_span`]), each with the OpenTelemetry messaging attributes
+//! (`messaging.system`, `messaging.destination.name`, ...). A future run in one
+//! ([`OtelSpan::run`]) has its context current (OpenTelemetry's, set on each poll),
+//! so the spans made and the headers written within continue it; [`current`] takes
+//! it on to another task.
+//!
+//! Recovery and background work, rare, are `tracing` spans at `info`, turned into
+//! OpenTelemetry spans by [`layer`]; entering one makes its context current too.
+//!
+//! # Trace context in NATS headers
+//!
+//! [`server_span`] continues the trace in a request's `traceparent`/`tracestate`,
+//! names matched in any case (Go's propagator writes `Traceparent`); a malformed
+//! value, or one longer than [`MAX_HEADER_LEN`], is ignored and the request starts
+//! a root span. [`OtelSpan::inject`] and [`inject`] write a span's context into
+//! outgoing headers: requests a worker sends and messages it appends to JetStream,
+//! so that a consumer of the events can link back to the request that wrote them.
+//!
+//! # Logs
+//!
+//! Log lines end with the `trace_id` and `span_id` of the OpenTelemetry span
+//! current where they are written, if any.
 
-use std::{
-    io::IsTerminal as _,
-    sync::{
-        OnceLock,
-        atomic::{AtomicBool, Ordering},
-    },
-};
+use std::{fmt, future::Future, io::IsTerminal as _, sync::OnceLock};
 
 use async_nats::HeaderMap;
+use futures::future::Either;
 use opentelemetry::{
-    Context,
+    Context, KeyValue,
+    context::FutureExt as _,
     propagation::{Extractor, Injector, TextMapPropagator as _},
-    trace::{TraceContextExt as _, TracerProvider as _},
+    trace::{SpanKind, SpanRef, Status, TraceContextExt as _, Tracer as _, TracerProvider as _},
 };
-use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider};
-use tracing::{Level, Span};
+use opentelemetry_sdk::{
+    propagation::TraceContextPropagator,
+    trace::{SdkTracer, SdkTracerProvider},
+};
+use tracing::{Level, Span, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tracing_subscriber::{EnvFilter, Layer, filter, layer::SubscriberExt as _, util::SubscriberInitExt as _};
+use tracing_subscriber::{
+    EnvFilter, Layer, filter,
+    fmt::{FmtContext, FormatEvent, FormatFields, format::Writer},
+    layer::SubscriberExt as _,
+    registry::LookupSpan,
+    util::SubscriberInitExt as _,
+};
 
 /// The longest `traceparent` or `tracestate` taken from a message: longer ones are
 /// ignored unread (a `traceparent` is 55 characters, a `tracestate` at most 32
@@ -56,13 +76,13 @@ pub const MAX_HEADER_LEN: usize = 8 * 1024;
 /// The tracer's instrumentation scope.
 const SCOPE: &str = "shippy";
 
-/// Whether an OpenTelemetry layer is installed: without one, the request and
-/// JetStream spans below are not made at all (nothing would read them).
-static TRACING: AtomicBool = AtomicBool::new(false);
+/// The tracer of the spans on a request's path, set by [`layer`]: while it is
+/// unset, those spans are not made at all (nothing would read them).
+static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 
 /// Whether spans are recorded for OpenTelemetry in this process.
 pub fn tracing_on() -> bool {
-    TRACING.load(Ordering::Relaxed)
+    TRACER.get().is_some()
 }
 
 /// Keeps the exporter of [`init`] running; on drop, sends the spans not yet sent.
@@ -104,6 +124,7 @@ pub fn init_with(service: &'static str, default_filter: &str) -> Telemetry {
     let provider = otlp_provider(service);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let logs = tracing_subscriber::fmt::layer()
+        .event_format(TraceIds(tracing_subscriber::fmt::format()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_filter(filter);
@@ -113,24 +134,27 @@ pub fn init_with(service: &'static str, default_filter: &str) -> Telemetry {
     Telemetry { provider }
 }
 
-/// The layer that turns `tracing` spans at `info` and above into OpenTelemetry
-/// spans of `provider`: [`init`]'s, or a test's with an in-memory exporter.
+/// Makes `provider` (the first one given, in a process) the tracer of the spans on
+/// a request's path, and returns the layer that turns `tracing` spans at `info` and
+/// above into its spans: [`init`]'s provider, or a test's with an in-memory exporter.
 pub fn layer<S>(provider: &SdkTracerProvider) -> impl Layer<S> + use<S>
 where
-    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    S: Subscriber + for<'span> LookupSpan<'span>,
 {
-    TRACING.store(true, Ordering::Relaxed);
-    // Only what is exported: no `target`, thread or code location attributes, no
-    // busy/idle timings and no OpenTelemetry context made current on each poll of
-    // an instrumented future (nothing here reads it: [`inject`] takes the span's).
+    let tracer = provider.tracer(SCOPE);
+    // Ignored error: a tracer is set already, and stays (one per process).
+    let _ = TRACER.set(tracer.clone());
+    // Only what is exported: no `target`, thread or code location attributes and no
+    // busy/idle timings. Entering a span makes its context current, for the spans
+    // and log lines within.
     tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer(SCOPE))
+        .with_tracer(tracer)
         .with_level(false)
         .with_threads(false)
         .with_location(false)
         .with_target(false)
         .with_tracked_inactivity(false)
-        .with_context_activation(false)
+        .with_context_activation(true)
         .with_filter(filter::filter_fn(|metadata| {
             // Spans at `info` and above; of the log events, warnings and errors (as
             // span events): the rest are in the logs, with the span's ids.
@@ -162,59 +186,147 @@ fn otlp_provider(service: &'static str) -> Option<SdkTracerProvider> {
     Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
 }
 
-/// The trace id of `span` (32 hex digits), if it has a valid one: only while spans
-/// are exported (or a test's layer is installed).
+/// The line format of `tracing-subscriber` (`F`), ending with the current
+/// OpenTelemetry span's `trace_id` and `span_id` when there is one. Such a line is
+/// formatted into a buffer first, without colours.
+struct TraceIds<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for TraceIds<F>
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+    N: for<'writer> FormatFields<'writer> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> fmt::Result {
+        let context = Context::current();
+        let span = context.span();
+        let ids = span.span_context();
+        if !ids.is_valid() {
+            return self.0.format_event(ctx, writer, event);
+        }
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        writeln!(writer, "{} trace_id={} span_id={}", line.trim_end_matches('\n'), ids.trace_id(), ids.span_id())
+    }
+}
+
+/// The trace id of `span`, a `tracing` span (32 hex digits), if it has a valid one:
+/// only while spans are exported (or a test's layer is installed).
 pub fn trace_id(span: &Span) -> Option<String> {
     let context = span.context();
     let span_context = context.span().span_context().clone();
     span_context.is_valid().then(|| span_context.trace_id().to_string())
 }
 
-/// Makes `span`'s trace continue the one in `headers`, if they carry a valid
-/// `traceparent` (see the module's documentation); else `span` stays a root.
-/// Records its ids in its `trace_id`/`span_id` fields, for the log lines within.
-pub fn continue_trace(span: &Span, headers: Option<&HeaderMap>) {
-    if span.is_disabled() {
-        return;
+/// An OpenTelemetry span on a request's path, made with the SDK's tracer directly
+/// (module documentation); it ends when dropped. While tracing is off, nothing is
+/// made and every method returns at once.
+#[derive(Debug, Default)]
+#[must_use = "the span ends when dropped"]
+pub struct OtelSpan(Option<Context>);
+
+impl OtelSpan {
+    fn start(tracer: &SdkTracer, name: String, kind: SpanKind, parent: &Context, attributes: Vec<KeyValue>) -> Self {
+        let span =
+            tracer.span_builder(name).with_kind(kind).with_attributes(attributes).start_with_context(tracer, parent);
+        Self(Some(parent.with_span(span)))
     }
-    if let Some(headers) = headers {
-        let parent = propagator().extract(&Headers(headers));
-        if parent.span().span_context().is_valid() {
-            // Ignored error: only when no OpenTelemetry layer is installed.
-            let _ = span.set_parent(parent);
+
+    /// Runs `future` with this span current: the spans made and headers written
+    /// within continue it. (A plain function, not an `async` one: the future is
+    /// moved once, into the one returned, not again on its first poll.)
+    pub fn run<F: Future>(&self, future: F) -> impl Future<Output = F::Output> + use<F> {
+        match &self.0 {
+            Some(context) => Either::Left(future.with_context(context.clone())),
+            None => Either::Right(future),
         }
     }
-    let context = span.context();
-    let ids = context.span().span_context().clone();
-    if ids.is_valid() {
-        span.record("trace_id", tracing::field::display(ids.trace_id()));
-        span.record("span_id", tracing::field::display(ids.span_id()));
+
+    /// Calls `f` with this span current.
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _current = self.0.clone().map(Context::attach);
+        f()
+    }
+
+    /// Writes this span's context into `headers`: a `traceparent` (and
+    /// `tracestate`). Creates the headers only then, so that nothing is added to a
+    /// message while tracing is off.
+    pub fn inject(&self, headers: &mut Option<HeaderMap>) {
+        if let Some(context) = &self.0 {
+            inject_context(context, headers);
+        }
+    }
+
+    /// Marks this span failed with `kind` (an error code, `timeout`, `conflict`...):
+    /// its `error.type` attribute, and an error status.
+    pub fn record_error(&self, kind: &dyn fmt::Display) {
+        if let Some(context) = &self.0 {
+            mark_failed(&context.span(), kind);
+        }
+    }
+
+    /// Links this span to the trace of `other`, if it has one: for work done for
+    /// several requests at once (one append of several creates).
+    pub fn link(&self, other: &TraceContext) {
+        if let (Some(context), Some(other)) = (&self.0, &other.0) {
+            let other = other.span().span_context().clone();
+            if other.is_valid() {
+                context.span().add_link(other, Vec::new());
+            }
+        }
     }
 }
 
-/// Links `span` to the trace of `other`, if it has one: for work done for several
-/// requests at once (one append of several creates).
-pub fn link(span: &Span, other: &Span) {
-    let context = other.context();
-    let other = context.span().span_context().clone();
-    if other.is_valid() {
-        span.add_link(other);
+impl Drop for OtelSpan {
+    fn drop(&mut self) {
+        if let Some(context) = &self.0 {
+            context.span().end();
+        }
     }
 }
 
-/// Writes the context of the current span into `headers`, if it has one: a
-/// `traceparent` (and `tracestate`). Creates the headers only then, so that
-/// nothing is added to a message while tracing is off.
+/// The trace context current where it was taken ([`current`]), to continue its
+/// trace on another task.
+#[derive(Debug, Clone, Default)]
+pub struct TraceContext(Option<Context>);
+
+impl TraceContext {
+    /// Calls `f` with this context current.
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _current = self.0.clone().map(Context::attach);
+        f()
+    }
+}
+
+/// The current trace context (nothing while tracing is off).
+pub fn current() -> TraceContext {
+    TraceContext(tracing_on().then(Context::current))
+}
+
+/// Writes the context of the current span into `headers`, if there is one: see
+/// [`OtelSpan::inject`].
 pub fn inject(headers: &mut Option<HeaderMap>) {
-    inject_span(&Span::current(), headers);
+    if tracing_on() {
+        inject_context(&Context::current(), headers);
+    }
 }
 
-/// [`inject`] with the context of `span`.
-pub fn inject_span(span: &Span, headers: &mut Option<HeaderMap>) {
-    if span.is_disabled() {
-        return;
+/// Marks the current span failed: see [`OtelSpan::record_error`].
+pub fn record_error(kind: &dyn fmt::Display) {
+    if tracing_on() {
+        opentelemetry::trace::get_active_span(|span| mark_failed(&span, kind));
     }
-    inject_context(&span.context(), headers);
+}
+
+fn mark_failed(span: &SpanRef<'_>, kind: &dyn fmt::Display) {
+    let kind = kind.to_string();
+    span.set_attribute(KeyValue::new("error.type", kind.clone()));
+    span.set_status(Status::error(kind));
 }
 
 fn inject_context(context: &Context, headers: &mut Option<HeaderMap>) {
@@ -244,97 +356,79 @@ impl Extractor for Headers<'_> {
     }
 }
 
+/// Writes trace context headers, but for an empty `tracestate` (the propagator
+/// writes one for every span; W3C Trace Context lets it be left out).
 struct HeadersMut<'a>(&'a mut HeaderMap);
 
 impl Injector for HeadersMut<'_> {
     fn set(&mut self, key: &str, value: String) {
-        self.0.insert(key, value);
+        if !value.is_empty() {
+            self.0.insert(key, value);
+        }
     }
 }
 
-/// A server span for a request to `subject`, served by `queue_group`: the span
-/// a [`crate::service::Service`] serves each request in. Its `error.type` is
-/// recorded by [`record_error`]. Like the other spans below, a disabled span
-/// (nothing made) unless [`tracing_on`].
-///
-/// The OpenTelemetry attributes go to the span's OpenTelemetry data only
-/// ([`attributes`]), not into its `tracing` fields: the log lines within carry
-/// the span's name and ids, not a dozen attributes formatted for each span.
-pub fn server_span(subject: &str, queue_group: &'static str, bytes: usize) -> Span {
-    if !tracing_on() {
-        return Span::none();
-    }
-    let span = tracing::info_span!(
-        "request",
-        otel.name = %format_args!("process {subject}"),
-        otel.kind = "server",
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-    );
-    attributes(
-        &span,
+/// A server span for a request to `subject` of `bytes`, served by `queue_group`:
+/// the span a [`crate::service::Service`] serves each request in. It continues the
+/// trace in `headers`, if they carry a valid `traceparent` (module documentation);
+/// else it is a root.
+pub fn server_span(subject: &str, queue_group: &'static str, bytes: usize, headers: Option<&HeaderMap>) -> OtelSpan {
+    let Some(tracer) = TRACER.get() else {
+        return OtelSpan::default();
+    };
+    let parent = headers
+        .map(|headers| propagator().extract_with_context(&Context::new(), &Headers(headers)))
+        .filter(|parent| parent.span().span_context().is_valid())
+        .unwrap_or_default();
+    let attributes = messaging(
         subject,
         [
-            ("messaging.operation.type", "process".into()),
-            ("messaging.consumer.group.name", queue_group.into()),
+            KeyValue::new("messaging.operation.type", "process"),
+            KeyValue::new("messaging.consumer.group.name", queue_group),
             body_size(bytes),
         ],
     );
-    span
+    OtelSpan::start(tracer, format!("process {subject}"), SpanKind::Server, &parent, attributes)
 }
 
-/// A client span for a request sent to `subject`.
-pub fn client_span(subject: &str, bytes: usize) -> Span {
-    if !tracing_on() {
-        return Span::none();
-    }
-    let span = tracing::info_span!("send", otel.name = %format_args!("send {subject}"), otel.kind = "client");
-    attributes(&span, subject, [("messaging.operation.type", "send".into()), body_size(bytes)]);
-    span
+/// A client span for a request of `bytes` sent to `subject`, in the current span.
+pub fn client_span(subject: &str, bytes: usize) -> OtelSpan {
+    let Some(tracer) = TRACER.get() else {
+        return OtelSpan::default();
+    };
+    let attributes = messaging(subject, [KeyValue::new("messaging.operation.type", "send"), body_size(bytes)]);
+    OtelSpan::start(tracer, format!("send {subject}"), SpanKind::Client, &Context::current(), attributes)
 }
 
 /// A span for a JetStream operation (`publish`, `get`, `list`...) on `stream`,
-/// about `subject`.
-pub fn jetstream_span(operation: &'static str, stream: &str, subject: &str) -> Span {
-    if !tracing_on() {
-        return Span::none();
-    }
-    let span = tracing::info_span!(
-        "jetstream",
-        otel.name = %format_args!("{operation} {stream}"),
-        otel.kind = if operation == "publish" { "producer" } else { "client" },
-    );
-    attributes(
-        &span,
+/// about `subject`, in the current span.
+pub fn jetstream_span(operation: &'static str, stream: &str, subject: &str) -> OtelSpan {
+    let Some(tracer) = TRACER.get() else {
+        return OtelSpan::default();
+    };
+    let kind = if operation == "publish" { SpanKind::Producer } else { SpanKind::Client };
+    let attributes = messaging(
         subject,
-        [("messaging.operation.name", operation.into()), ("messaging.jetstream.stream", stream.to_owned().into())],
+        [
+            KeyValue::new("messaging.operation.name", operation),
+            KeyValue::new("messaging.jetstream.stream", stream.to_owned()),
+        ],
     );
-    span
+    OtelSpan::start(tracer, format!("{operation} {stream}"), kind, &Context::current(), attributes)
 }
 
 /// The `messaging.message.body.size` attribute.
-fn body_size(bytes: usize) -> (&'static str, opentelemetry::Value) {
-    ("messaging.message.body.size", i64::try_from(bytes).unwrap_or(i64::MAX).into())
+fn body_size(bytes: usize) -> KeyValue {
+    KeyValue::new("messaging.message.body.size", i64::try_from(bytes).unwrap_or(i64::MAX))
 }
 
-/// Sets the OpenTelemetry messaging attributes of `span`, about `subject`, and `more`.
-fn attributes<const N: usize>(span: &Span, subject: &str, more: [(&'static str, opentelemetry::Value); N]) {
-    span.set_attribute("messaging.system", "nats");
-    span.set_attribute("messaging.destination.name", subject.to_owned());
-    for (key, value) in more {
-        span.set_attribute(key, value);
-    }
-}
-
-/// Marks `span` failed with `kind` (an error code, `timeout`, `conflict`...): its
-/// `error.type` attribute, and an error status.
-pub fn record_error(span: &Span, kind: &dyn std::fmt::Display) {
-    if span.is_disabled() {
-        return;
-    }
-    let kind = kind.to_string();
-    span.set_attribute("error.type", kind.clone());
-    span.set_status(opentelemetry::trace::Status::error(kind));
+/// The OpenTelemetry messaging attributes of a span about `subject`, and `more`.
+fn messaging<const N: usize>(subject: &str, more: [KeyValue; N]) -> Vec<KeyValue> {
+    let mut attributes = Vec::with_capacity(2 + N);
+    attributes.push(KeyValue::new("messaging.system", "nats"));
+    attributes.push(KeyValue::new("messaging.destination.name", subject.to_owned()));
+    attributes.extend(more);
+    attributes
 }
 
 #[cfg(test)]
@@ -368,6 +462,52 @@ mod tests {
             let context = propagator().extract(&Headers(&headers(&[("traceparent", value)])));
             assert!(!context.span().span_context().is_valid(), "{value:.60}");
         }
+    }
+
+    #[test]
+    fn log_lines_end_with_the_current_spans_ids() {
+        use std::sync::{Arc, Mutex};
+
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().write(bytes)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let logs = tracing_subscriber::fmt::layer()
+            .event_format(TraceIds(tracing_subscriber::fmt::format()))
+            .with_ansi(false)
+            .with_writer(move || writer.clone());
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(logs), || {
+            let ids = SpanContext::new(
+                TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+                SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::default(),
+            );
+            let current = Context::new().with_remote_span_context(ids).attach();
+            tracing::warn!(key = 1, "inside");
+            drop(current);
+            tracing::warn!("outside");
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].ends_with("inside key=1 trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7"),
+            "{text}"
+        );
+        assert!(lines[1].ends_with("outside"), "{text}");
     }
 
     #[test]

@@ -5,7 +5,9 @@ use std::time::Duration;
 use async_nats::jetstream;
 use bytes::Bytes;
 use shared::{
-    store::{AppendError, BatchRequest, EVENTS_STREAM, StoreError, StoredMessage, append_in, direct_batch},
+    store::{
+        AppendError, BatchRequest, EVENTS_STREAM, StoreError, StoredMessage, append_in_current_span, direct_batch,
+    },
     subjects::consignment,
 };
 
@@ -32,7 +34,7 @@ impl EventLog for JetStreamLog {
     /// In the current span: the write round's `publish` span ([`crate::create`]).
     async fn append(&self, vessel_id: &str, expected: u64, event: Bytes) -> Result<u64, AppendError> {
         let subject = consignment::created_event(vessel_id);
-        append_in(&tracing::Span::current(), &self.js, &subject, expected, event).await
+        append_in_current_span(&self.js, &subject, expected, event).await
     }
 
     async fn last_sequence(&self) -> Result<u64, StoreError> {
