@@ -65,7 +65,7 @@ pub async fn request_with_headers<T: DeserializeOwned>(
     payload: Bytes,
     timeout: Duration,
 ) -> Result<T, RequestError> {
-    let span = crate::telemetry::client_span(subject, payload.len());
+    let span = crate::telemetry::client_span(subject);
     let mut headers = headers;
     span.inject(&mut headers);
     let mut request = async_nats::Request::new().payload(payload).timeout(Some(timeout));

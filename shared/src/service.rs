@@ -299,12 +299,8 @@ impl<H: Handler> Responder<H> {
         let metered =
             crate::meter::Request::start(self.registry.name(), self.registry.endpoint_name(index), received - taken);
         let size = message.payload.len();
-        let span = crate::telemetry::server_span(
-            &message.subject,
-            self.registry.queue_group(index),
-            size,
-            message.headers.as_ref(),
-        );
+        let span =
+            crate::telemetry::server_span(&message.subject, self.registry.queue_group(index), message.headers.as_ref());
         let result = if size > self.max_request_bytes {
             Err(ServiceError::new(
                 ErrorCode::PayloadTooLarge,

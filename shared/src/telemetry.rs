@@ -200,8 +200,8 @@ fn otlp_provider(service: &'static str) -> Option<SdkTracerProvider> {
 }
 
 /// The line format of `tracing-subscriber` (`F`), ending with the current
-/// OpenTelemetry span's `trace_id` and `span_id` when there is one. Such a line is
-/// formatted into a buffer first, without colours.
+/// OpenTelemetry span's `trace_id` and `span_id` when there is one (then without
+/// colours).
 struct TraceIds<F>(F);
 
 impl<S, N, F> FormatEvent<S, N> for TraceIds<F>
@@ -222,9 +222,36 @@ where
         if !ids.is_valid() {
             return self.0.format_event(ctx, writer, event);
         }
-        let mut line = String::new();
+        let mut line = BeforeNewline { line: writer.by_ref(), held: false };
         self.0.format_event(ctx, Writer::new(&mut line), event)?;
-        writeln!(writer, "{} trace_id={} span_id={}", line.trim_end_matches('\n'), ids.trace_id(), ids.span_id())
+        let ended = line.held;
+        write!(writer, " trace_id={} span_id={}", ids.trace_id(), ids.span_id())?;
+        if ended { writer.write_char('\n') } else { Ok(()) }
+    }
+}
+
+/// Passes a line on to `line` but for the newline that ends it, held back so that
+/// more can be added before it: no buffer, no copy.
+struct BeforeNewline<'w> {
+    line: Writer<'w>,
+    held: bool,
+}
+
+impl fmt::Write for BeforeNewline<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        if text.is_empty() {
+            return Ok(());
+        }
+        if std::mem::take(&mut self.held) {
+            self.line.write_char('\n')?;
+        }
+        match text.strip_suffix('\n') {
+            Some(text) => {
+                self.held = true;
+                self.line.write_str(text)
+            }
+            None => self.line.write_str(text),
+        }
     }
 }
 
@@ -381,11 +408,11 @@ impl Injector for HeadersMut<'_> {
     }
 }
 
-/// A server span for a request to `subject` of `bytes`, served by `queue_group`:
-/// the span a [`crate::service::Service`] serves each request in. It continues the
-/// trace in `headers`, if they carry a valid `traceparent` (module documentation);
-/// else it is a root.
-pub fn server_span(subject: &str, queue_group: &'static str, bytes: usize, headers: Option<&HeaderMap>) -> OtelSpan {
+/// A server span for a request to `subject`, served by `queue_group`: the span a
+/// [`crate::service::Service`] serves each request in. It continues the trace in
+/// `headers`, if they carry a valid `traceparent` (module documentation); else it
+/// is a root.
+pub fn server_span(subject: &str, queue_group: &'static str, headers: Option<&HeaderMap>) -> OtelSpan {
     let Some(tracer) = TRACER.get() else {
         return OtelSpan::default();
     };
@@ -393,24 +420,16 @@ pub fn server_span(subject: &str, queue_group: &'static str, bytes: usize, heade
         .map(|headers| propagator().extract_with_context(&Context::new(), &Headers(headers)))
         .filter(|parent| parent.span().span_context().is_valid())
         .unwrap_or_default();
-    let attributes = messaging(
-        subject,
-        [
-            KeyValue::new("messaging.operation.type", "process"),
-            KeyValue::new("messaging.consumer.group.name", queue_group),
-            body_size(bytes),
-        ],
-    );
-    OtelSpan::start(tracer, format!("process {subject}"), SpanKind::Server, &parent, attributes)
+    let attributes = messaging(subject, [KeyValue::new("messaging.consumer.group.name", queue_group)]);
+    OtelSpan::start(tracer, name("process", subject), SpanKind::Server, &parent, attributes)
 }
 
-/// A client span for a request of `bytes` sent to `subject`, in the current span.
-pub fn client_span(subject: &str, bytes: usize) -> OtelSpan {
+/// A client span for a request sent to `subject`, in the current span.
+pub fn client_span(subject: &str) -> OtelSpan {
     let Some(tracer) = TRACER.get() else {
         return OtelSpan::default();
     };
-    let attributes = messaging(subject, [KeyValue::new("messaging.operation.type", "send"), body_size(bytes)]);
-    OtelSpan::start(tracer, format!("send {subject}"), SpanKind::Client, &Context::current(), attributes)
+    OtelSpan::start(tracer, name("send", subject), SpanKind::Client, &Context::current(), messaging(subject, []))
 }
 
 /// A span for a JetStream operation (`publish`, `get`, `list`...) on `stream`,
@@ -427,15 +446,18 @@ pub fn jetstream_span(operation: &'static str, stream: &str, subject: &str) -> O
             KeyValue::new("messaging.jetstream.stream", stream.to_owned()),
         ],
     );
-    OtelSpan::start(tracer, format!("{operation} {stream}"), kind, &Context::current(), attributes)
+    OtelSpan::start(tracer, name(operation, stream), kind, &Context::current(), attributes)
 }
 
-/// The `messaging.message.body.size` attribute.
-fn body_size(bytes: usize) -> KeyValue {
-    KeyValue::new("messaging.message.body.size", i64::try_from(bytes).unwrap_or(i64::MAX))
+/// A span's name, `<operation> <destination>`, allocated once at its size.
+fn name(operation: &str, destination: &str) -> String {
+    [operation, " ", destination].concat()
 }
 
-/// The OpenTelemetry messaging attributes of a span about `subject`, and `more`.
+/// The OpenTelemetry messaging attributes of a span about `subject`, and `more`:
+/// only these, since every attribute of every span costs the exporter an
+/// allocation or two and its bytes (README, "Overhead"). The operation is in the
+/// span's name and kind.
 fn messaging<const N: usize>(subject: &str, more: [KeyValue; N]) -> Vec<KeyValue> {
     let mut attributes = Vec::with_capacity(2 + N);
     attributes.push(KeyValue::new("messaging.system", "nats"));
@@ -510,17 +532,19 @@ mod tests {
             );
             let current = Context::new().with_remote_span_context(ids).attach();
             tracing::warn!(key = 1, "inside");
+            tracing::warn!("two\nlines");
             drop(current);
             tracing::warn!("outside");
         });
         let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2, "{text}");
-        assert!(
-            lines[0].ends_with("inside key=1 trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7"),
-            "{text}"
-        );
-        assert!(lines[1].ends_with("outside"), "{text}");
+        let ids = "trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7";
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[0].ends_with(&format!("inside key=1 {ids}")), "{text}");
+        // The ids end the event, after a newline within its message.
+        assert!(lines[1].ends_with("two"), "{text}");
+        assert_eq!(lines[2], format!("lines {ids}"), "{text}");
+        assert!(lines[3].ends_with("outside"), "{text}");
     }
 
     #[test]
