@@ -8,8 +8,9 @@ opentelemetry-proto; without it, the count of exports and bytes is printed.
     OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 scripts/bench-loopback.sh ...
 
 It reads with an asyncio protocol, the chunks the socket gives kept as they are
-and joined only at the end: a stream reader's buffer would copy each body two or
-three times, which costs as much CPU as the exporters' own work.
+and joined only at the end: a stream reader's buffer copied each body two or three
+times, nearly 3 µs of CPU per create at 4,000 creates/s against about 1 µs this
+way (README, "Overhead"), on the cores the measured stack runs on.
 """
 
 import asyncio
