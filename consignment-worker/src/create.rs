@@ -697,6 +697,38 @@ mod flow {
         assert_eq!(left, [0, 1].into(), "crashes before the append and after it");
     }
 
+    /// A list or a get through an instance that has not taken in a create's event
+    /// yet answers once it has, and never without the create.
+    #[tokio::test(start_paused = true)]
+    async fn a_read_through_a_lagging_instance_waits_for_what_the_stream_held() {
+        use crate::{
+            domain::ConsignmentFilter,
+            read::{PageQuery, ReadError, Reader},
+        };
+
+        let log = Arc::new(MemoryLog::default());
+        let fleet = [vessel("v1", 100, 1_000_000)];
+        let (a, _, _) = instance(&log, &fleet);
+        let (_, lagging, follower) = instance(&log, &fleet);
+        let b = Reader::new(Arc::clone(&log), lagging);
+        log.hold(follower, true);
+        let created = a.create(&seed(10), None).await.unwrap();
+        let query = PageQuery { after: None, limit: 10, filter: ConsignmentFilter::default(), max_bytes: 1 << 20 };
+
+        // Held back for longer than a read waits: "try again", not a stale answer.
+        assert!(matches!(b.page(&query).await, Err(ReadError::Behind(_))));
+        assert!(matches!(b.get(&created.id).await, Err(ReadError::Behind(_))));
+
+        // Taken in while the list waits: the list has it.
+        let release = async {
+            tokio::task::yield_now().await;
+            log.hold(follower, false);
+        };
+        let (page, ()) = tokio::join!(b.page(&query), release);
+        assert_eq!(page.unwrap().consignments, std::slice::from_ref(&created));
+        assert_eq!(b.get(&created.id).await.unwrap(), Some(created));
+    }
+
     #[tokio::test]
     async fn a_projection_rebuilt_from_the_log_is_the_one_kept_live() {
         let log = Arc::new(MemoryLog::default());

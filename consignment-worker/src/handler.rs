@@ -1,6 +1,6 @@
 //! The NATS edge: decodes requests, applies the domain rules, hands creates to the
 //! [`Creator`] and reads to the [`Reader`], encodes replies, and maps their typed
-//! errors ([`CreateError`], [`ReadError`], [`StoreError`]) to error replies, logging
+//! errors ([`CreateError`], [`ReadError`]) to error replies, logging
 //! each 5xx once, with its cause, as it is answered.
 
 use async_nats::HeaderMap;
@@ -19,7 +19,7 @@ use crate::{
     create::{CreateError, Creator},
     domain::{ConsignmentFilter, ValidConsignment, ValidationError},
     read::{PageQuery, ReadError, Reader},
-    store::{EventLog, StoreError},
+    store::EventLog,
     vessels::VesselFinder,
 };
 
@@ -100,7 +100,7 @@ impl<L: EventLog, F: VesselFinder> ConsignmentHandler<L, F> {
             filter: ConsignmentFilter { vessel_id: request.vessel_id, user_id: request.user_id },
             max_bytes: self.max_payload.saturating_sub(ENVELOPE_BYTES),
         };
-        let page = self.reader.page(&query).await.map_err(|error| store_failed(&error))?;
+        let page = self.reader.page(&query).await.map_err(|error| read_failed(&error))?;
         Ok(encode(&ConsignmentList { consignments: page.consignments, next: page.next.map(cursor) }))
     }
 }
@@ -163,18 +163,13 @@ fn create_failed(error: &CreateError) -> ServiceError {
     logged(reply, error)
 }
 
-/// The error reply to a get that failed.
+/// The error reply to a read that failed.
 fn read_failed(error: &ReadError) -> ServiceError {
     let reply = match error {
         ReadError::Behind(_) => ServiceError::new(ErrorCode::Unavailable, error.to_string()),
         ReadError::Store(_) => ServiceError::internal("the store failed"),
     };
     logged(reply, error)
-}
-
-/// The error reply to a read of the store that failed.
-fn store_failed(error: &StoreError) -> ServiceError {
-    logged(ServiceError::internal("the store failed"), error)
 }
 
 /// `reply`, the answer to a request that failed with `cause`; a 5xx is logged here,

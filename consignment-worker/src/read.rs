@@ -8,11 +8,11 @@
 //!   caught up with the stream's last sequence as the server has it *now*: a get
 //!   sent after a create's reply therefore finds it through any instance.
 //! * **list**: pages of the stream's created events (of one vessel's, with the
-//!   vessel filter: the server filters by subject), up to the projection's
-//!   position. A consignment is listed once the instance answering has taken its
-//!   event in: a list lags the stream by that instance's delay, which the README
-//!   gives as measured. A cursor is the place of the last consignment listed, so it
-//!   stays valid as consignments are added.
+//!   vessel filter: the server filters by subject), up to the stream's last
+//!   sequence as the server has it when the page is asked for, once the projection
+//!   has caught up with it ([`Projection::catch_up`]): a page asked for after a
+//!   create's reply lists it, through any instance. A cursor is the place of the last consignment listed, so
+//!   it stays valid as consignments are added.
 
 use std::sync::Arc;
 
@@ -71,8 +71,7 @@ pub struct Page {
     pub next: Option<Location>,
 }
 
-/// Reads consignments.
-/// Why a get failed.
+/// Why a read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("this instance is catching up with the event stream: {0}; try again")]
@@ -81,6 +80,7 @@ pub enum ReadError {
     Store(#[from] StoreError),
 }
 
+/// Reads consignments.
 #[derive(Debug)]
 pub struct Reader<L> {
     log: Arc<L>,
@@ -126,9 +126,10 @@ impl<L: EventLog> Reader<L> {
         })
     }
 
-    /// A page of consignments, oldest first.
+    /// A page of consignments, oldest first, of what the stream held when asked.
     #[tracing::instrument(level = "debug", skip(self), err(level = "debug"))]
-    pub async fn page(&self, query: &PageQuery) -> Result<Page, StoreError> {
+    pub async fn page(&self, query: &PageQuery) -> Result<Page, ReadError> {
+        self.view.catch_up(self.log.last_sequence(), FRESHNESS).await?;
         let until = self.view.position();
         let mut page = Page { consignments: Vec::new(), next: None };
         let mut bytes = 0;

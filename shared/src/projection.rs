@@ -10,7 +10,9 @@
 //! Each projection knows the sequence it has taken in up to, and a request that
 //! must see a given event (its own write, or one it was told of) waits for that
 //! sequence with [`Projection::wait_for`]: that is how a create's reply, a get
-//! right after it and a find after a lost race read their own writes.
+//! right after it and a find after a lost race read their own writes. A list
+//! first catches up with the stream's last sequence ([`Projection::catch_up`]),
+//! so it shows every write acknowledged before it, through any instance.
 
 use std::{
     sync::{Arc, RwLock},
@@ -68,6 +70,8 @@ pub struct Projection<T> {
 
 /// How long a waiter waits with no event taken in before it tells the follower.
 const STALLED_AFTER: Duration = Duration::from_millis(300);
+/// How long [`Projection::catch_up`] waits for the stream's last sequence.
+pub const ASK_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl<T: Fold> Projection<T> {
     /// A projection starting from `state`, which has taken in nothing.
@@ -134,6 +138,26 @@ impl<T: Fold> Projection<T> {
 }
 
 impl<T: Fold> Projection<T> {
+    /// Waits until the projection has taken in the stream up to `last`, the stream's
+    /// last sequence as the server gives it when asked, at most `timeout`: a read
+    /// after that shows every write acknowledged before it was asked for. A server
+    /// that gives no sequence within [`ASK_TIMEOUT`] (the stream has no leader: a
+    /// cluster that lost its majority, where writes fail too) leaves the projection
+    /// as it stands, logged: the read is answered, possibly without the last writes.
+    pub async fn catch_up<E: std::fmt::Display>(
+        &self,
+        last: impl Future<Output = Result<u64, E>>,
+        timeout: Duration,
+    ) -> Result<(), Behind> {
+        let error = match tokio::time::timeout(ASK_TIMEOUT, last).await {
+            Ok(Ok(last)) => return self.wait_for(last, timeout).await,
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("no answer within {ASK_TIMEOUT:?}"),
+        };
+        tracing::warn!(%error, at = self.position(), "the stream's last sequence is unknown: read as it stands");
+        Ok(())
+    }
+
     /// Waits until `ready` holds of the state (checked now and after each run of
     /// events taken in), at most `timeout`; returns whether it does.
     pub async fn wait_until(&self, ready: impl Fn(&T) -> bool, timeout: Duration) -> bool {
@@ -287,12 +311,7 @@ mod tests {
     }
 
     fn events(sequences: &[u64]) -> impl futures::Stream<Item = Result<Event, StoreError>> {
-        let events: Vec<_> = sequences
-            .iter()
-            .map(|&sequence| {
-                Ok(Event { sequence, subject: "vessel.added.v".to_owned(), time_ms: 0, payload: Bytes::new() })
-            })
-            .collect();
+        let events: Vec<_> = sequences.iter().map(|&sequence| Ok(event(sequence))).collect();
         futures::stream::iter(events)
     }
 
@@ -308,5 +327,34 @@ mod tests {
         let stopped = take_in(&projection, events(&[4, 5, 6])).await;
         assert!(stopped.to_string().contains("the consumer ended"), "{stopped}");
         assert_eq!(projection.read(|taken| taken.0.clone()), [1, 2, 3, 4, 5, 6]);
+    }
+
+    fn event(sequence: u64) -> Event {
+        Event { sequence, subject: "vessel.added.v".to_owned(), time_ms: 0, payload: Bytes::new() }
+    }
+
+    /// With the stream's last sequence known, a read waits for it (or says it is
+    /// behind); with none to be had, it goes on from the projection as it stands.
+    #[tokio::test(start_paused = true)]
+    async fn catching_up_waits_for_the_last_sequence_when_the_server_gives_one() {
+        let projection = Projection::new(Sequences::default());
+        projection.apply(&[event(1)]);
+        let timeout = Duration::from_secs(2);
+
+        let behind = projection.catch_up(async { Ok::<_, StoreError>(2) }, timeout).await;
+        assert_eq!(behind, Err(Behind { at: 1, wanted: 2 }));
+
+        let take_in = async {
+            tokio::task::yield_now().await;
+            projection.apply(&[event(2)]);
+        };
+        let (caught_up, ()) = tokio::join!(projection.catch_up(async { Ok::<_, StoreError>(2) }, timeout), take_in);
+        assert_eq!((caught_up, projection.position()), (Ok(()), 2));
+
+        let unknown = async { Err::<u64, _>(StoreError::new("read the state", "no leader")) };
+        assert_eq!(projection.catch_up(unknown, timeout).await, Ok(()));
+        let started = tokio::time::Instant::now();
+        assert_eq!(projection.catch_up(std::future::pending::<Result<u64, StoreError>>(), timeout).await, Ok(()));
+        assert_eq!(started.elapsed(), ASK_TIMEOUT, "no answer: as it stands, after the ask's timeout");
     }
 }

@@ -50,7 +50,7 @@ impl<L: FleetLog> VesselHandler<L> {
         Ok(encode(&CreatedVessel { created: true, vessel }))
     }
 
-    fn list(&self, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {
+    async fn list(&self, payload: &[u8]) -> Result<Vec<u8>, ServiceError> {
         // `nats req vessel.list ''` asks for the first page.
         let request: ListVessels =
             if payload.trim_ascii().is_empty() { ListVessels::default() } else { decode_request(payload)? };
@@ -59,7 +59,11 @@ impl<L: FleetLog> VesselHandler<L> {
             return Err(ServiceError::bad_request(format!("limit must be between 1 and {MAX_PAGE}")));
         }
         let max_bytes = self.max_payload.saturating_sub(ENVELOPE_BYTES);
-        let (vessels, more) = self.vessels.list(request.cursor.as_deref(), limit as usize, max_bytes);
+        let (vessels, more) = self
+            .vessels
+            .list(request.cursor.as_deref(), limit as usize, max_bytes)
+            .await
+            .map_err(|error| failed(&error))?;
         let next = more.then(|| vessels.last().map(|listed| listed.vessel.id.clone())).flatten();
         Ok(encode(&VesselList { vessels, next }))
     }
@@ -75,7 +79,7 @@ impl<L: FleetLog> Handler for VesselHandler<L> {
         match subject {
             vessel::FIND_AVAILABLE => self.find_available(&payload).await,
             vessel::CREATE => self.create(&payload).await,
-            vessel::LIST => self.list(&payload),
+            vessel::LIST => self.list(&payload).await,
             other => Err(ServiceError::not_found(format!("no endpoint {other}"))),
         }
     }

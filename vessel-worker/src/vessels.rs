@@ -3,7 +3,10 @@
 //! Reads (`find`, `list`) come from the [`Fleet`] in memory, kept current with the
 //! event stream; writes (`add`) append to the stream and return once this
 //! instance's projection has taken the write in, so that a vessel is listed and
-//! found here as soon as it is added.
+//! found here as soon as it is added. A list first catches up with the stream's
+//! last sequence as the server has it when asked ([`Projection::catch_up`]), so it
+//! shows every write acknowledged before it, through any instance; a find does not
+//! (it is on every create's path), unless it names a sequence.
 
 use std::{sync::Arc, time::Duration};
 
@@ -88,8 +91,15 @@ impl<L: FleetLog> Vessels<L> {
 
     /// Up to `limit` vessels after id `after`, in id order, whose encoding takes at
     /// most `max_bytes` in all (at least one, so that paging always moves on), and
-    /// whether more follow.
-    pub fn list(&self, after: Option<&str>, limit: usize, max_bytes: usize) -> (Vec<ListedVessel>, bool) {
+    /// whether more follow, as the stream stood when asked.
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug"))]
+    pub async fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<ListedVessel>, bool), VesselError> {
+        self.fleet.catch_up(self.log.last_sequence(), FRESHNESS).await?;
         let (mut page, mut more) = self.fleet.read(|fleet| fleet.page(after, limit));
         let mut bytes = 0;
         let fits = page
@@ -104,13 +114,15 @@ impl<L: FleetLog> Vessels<L> {
             page.truncate(fits);
             more = true;
         }
-        (page, more)
+        Ok((page, more))
     }
 }
 
 /// The vessel service over its log in memory: no NATS.
 #[cfg(test)]
 mod tests {
+    use shared::store::Event;
+
     use super::*;
     use crate::{fleet::default_fleet, store::MemoryLog};
 
@@ -139,6 +151,43 @@ mod tests {
         assert_eq!(fleet.read(Fleet::len), 2);
         let found = vessels.find(Load { containers: 3, weight: 100 }, None).await.unwrap();
         assert!([assigned.id.as_str(), "v1"].contains(&found.id.as_str()), "found as soon as added");
+    }
+
+    /// A list through an instance whose fleet has not taken in a vessel the stream
+    /// holds waits for it, and never answers without it.
+    #[tokio::test(start_paused = true)]
+    async fn a_list_waits_for_what_the_stream_held_when_asked() {
+        let new = NewVessel {
+            id: "v1".into(),
+            capacity: 3,
+            max_weight: 100,
+            name: "v1".into(),
+            available: true,
+            owner_id: String::new(),
+        };
+        // Another instance adds v1: the stream holds it, this fleet has not taken it in.
+        let log = MemoryLog::new(Projection::new(Fleet::new(Duration::from_secs(3600))));
+        let sequence = log.add_vessel(&new).await.unwrap().unwrap();
+        let lagging = Projection::new(Fleet::new(Duration::from_secs(3600)));
+        let vessels = Vessels::new(log, Arc::clone(&lagging), None);
+
+        let stale = vessels.list(None, 10, 1 << 20).await;
+        assert!(matches!(stale, Err(VesselError::Behind(_))), "{stale:?}");
+
+        let added = Event {
+            sequence,
+            subject: shared::subjects::vessel::added_event(&new.id),
+            time_ms: 0,
+            payload: shared::store::encode(&new),
+        };
+        let take_in = async {
+            tokio::task::yield_now().await;
+            lagging.apply(&[added]);
+        };
+        let (listed, ()) = tokio::join!(vessels.list(None, 10, 1 << 20), take_in);
+        let (page, more) = listed.unwrap();
+        assert_eq!(page.iter().map(|listed| listed.vessel.id.as_str()).collect::<Vec<_>>(), ["v1"]);
+        assert!(!more);
     }
 
     #[tokio::test]

@@ -117,7 +117,7 @@ stall is never hidden); VS RAW sets each scenario against raw from the same run,
 and http-create's p50 and req/s are set against create's on a line of their own.
 During create, a probe creates every 20ms and a follower of the event stream of the
 bench's own times each probe's event from its reply: the follow lag, how stale a
-read through an instance other than the writer's can be.
+find through an instance other than the writer's can be.
 
 Growth: --fill N stores N more consignments before measuring (appended straight to
 the event stream), --fleet N grows the fleet to N vessels that come first in id

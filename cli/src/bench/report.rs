@@ -217,7 +217,7 @@ impl Report {
             let _ = writeln!(
                 text,
                 "follow lag (a create's reply → its event at another follower of the event stream; how stale a \
-                 list or find through another instance can be), {} probes: p50 {} p99 {} max {}{}",
+                 find through another instance can be), {} probes: p50 {} p99 {} max {}{}",
                 lag.probes,
                 micros(after_reply_us.p50),
                 micros(after_reply_us.p99),
