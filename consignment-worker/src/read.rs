@@ -11,8 +11,8 @@
 //!   vessel filter: the server filters by subject), up to the stream's last
 //!   sequence as the server has it when the page is asked for, once the projection
 //!   has caught up with it ([`Projection::catch_up`]): a page asked for after a
-//!   create's reply lists it, through any instance. A cursor is the place of the last consignment listed, so
-//!   it stays valid as consignments are added.
+//!   create's reply lists it, through any instance. A cursor is the place of the
+//!   last consignment listed, so it stays valid as consignments are added.
 
 use std::sync::Arc;
 

@@ -132,17 +132,22 @@ mod tests {
         (Vessels::new(MemoryLog::new(Arc::clone(&fleet)), Arc::clone(&fleet), None), fleet)
     }
 
-    #[tokio::test]
-    async fn an_id_is_added_once_and_a_vessel_without_one_gets_one() {
-        let (vessels, fleet) = service();
-        let new = NewVessel {
+    /// Vessel v1: room for 3 containers, 100 kg.
+    fn v1() -> NewVessel {
+        NewVessel {
             id: "v1".into(),
             capacity: 3,
             max_weight: 100,
             name: "v1".into(),
             available: true,
             owner_id: String::new(),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn an_id_is_added_once_and_a_vessel_without_one_gets_one() {
+        let (vessels, fleet) = service();
+        let new = v1();
         assert_eq!(vessels.add(new.clone()).await.unwrap().id, "v1");
         let again = vessels.add(new.clone()).await;
         assert!(matches!(&again, Err(VesselError::Fleet(FleetError::Duplicate(id))) if id == "v1"), "{again:?}");
@@ -157,14 +162,7 @@ mod tests {
     /// holds waits for it, and never answers without it.
     #[tokio::test(start_paused = true)]
     async fn a_list_waits_for_what_the_stream_held_when_asked() {
-        let new = NewVessel {
-            id: "v1".into(),
-            capacity: 3,
-            max_weight: 100,
-            name: "v1".into(),
-            available: true,
-            owner_id: String::new(),
-        };
+        let new = v1();
         // Another instance adds v1: the stream holds it, this fleet has not taken it in.
         let log = MemoryLog::new(Projection::new(Fleet::new(Duration::from_secs(3600))));
         let sequence = log.add_vessel(&new).await.unwrap().unwrap();
