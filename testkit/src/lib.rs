@@ -230,15 +230,36 @@ pub fn service_error<T: std::fmt::Debug>(result: Result<T, RequestError>) -> Ser
     }
 }
 
+/// A page of a list: asked again while it is answered 503 (the instance is
+/// catching up with the event stream after a fault, "try again", README "How stale
+/// each read can be"), within `timeout` in all. The server does the waiting: it
+/// answers 503 only after waiting 2 s for its projection.
+async fn page<T: serde::de::DeserializeOwned>(
+    client: &async_nats::Client,
+    subject: &str,
+    query: &impl serde::Serialize,
+    timeout: Duration,
+) -> Result<T, RequestError> {
+    let body = bytes::Bytes::from(shared::codec::encode(query));
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match request(client, subject, body.clone(), left).await {
+            Err(RequestError::Service(error))
+                if error.code == shared::ErrorCode::Unavailable && tokio::time::Instant::now() < deadline => {}
+            answered => return answered,
+        }
+    }
+}
+
 /// Every stored consignment `query` selects, following the pages of `consignment.list`.
 ///
 /// # Panics
-/// If a page is not answered within `timeout`.
+/// If a page is not answered (but with 503) within `timeout`.
 pub async fn list_all(client: &async_nats::Client, mut query: ListConsignments, timeout: Duration) -> Vec<Consignment> {
     let mut all = Vec::new();
     loop {
-        let body = shared::codec::encode(&query);
-        let page: ConsignmentList = request(client, consignment::LIST, body.into(), timeout)
+        let page: ConsignmentList = page(client, consignment::LIST, &query, timeout)
             .await
             .unwrap_or_else(|error| panic!("consignment.list after {} consignments: {error}", all.len()));
         all.extend(page.consignments);
@@ -252,13 +273,12 @@ pub async fn list_all(client: &async_nats::Client, mut query: ListConsignments, 
 /// Every vessel of the fleet, following the pages of `vessel.list`.
 ///
 /// # Panics
-/// If a page cannot be read: the test cannot go on without it.
+/// If a page is not answered (but with 503) within `timeout`.
 pub async fn list_vessels(client: &async_nats::Client, timeout: Duration) -> Vec<ListedVessel> {
     let mut query = ListVessels::default();
     let mut all = Vec::new();
     loop {
-        let body = shared::codec::encode(&query);
-        let page: VesselList = request(client, vessel::LIST, body.into(), timeout)
+        let page: VesselList = page(client, vessel::LIST, &query, timeout)
             .await
             .unwrap_or_else(|error| panic!("vessel.list after {} vessels: {error}", all.len()));
         all.extend(page.vessels);
