@@ -588,7 +588,8 @@ async fn check_state(settings: &Settings, client: &Client, outcomes: &[Outcome])
 /// show every write acknowledged before them (README, "How stale each read can be"),
 /// so one reading should do; yet one run's first reading found a vessel booked a
 /// container above the consignments listed on it, not explained so far: each
-/// reading that does not agree is printed.
+/// reading that does not agree is printed, the first (and the last) with what the
+/// stream itself books ([`explain_disagreement`]).
 async fn lists_that_agree(client: &Client) -> (Vec<Consignment>, Vec<shared::model::ListedVessel>) {
     let booked_as_stored = |stored: &[Consignment], fleet: &[shared::model::ListedVessel]| {
         fleet.iter().all(|listed| {
@@ -611,14 +612,86 @@ async fn lists_that_agree(client: &Client) -> (Vec<Consignment>, Vec<shared::mod
             }
             let booked: Vec<_> = fleet.iter().map(|listed| (&listed.vessel.id, listed.vessel.booked)).collect();
             println!("reading {reading}: {} consignments listed, bookings {booked:?} do not agree", stored.len());
+            if reading == 1 {
+                explain_disagreement(client, &stored, &fleet).await;
+            }
             tokio::time::sleep(Duration::from_millis(200)).await; // polling the projections' state
         }
         unreachable!("read until they agree")
     };
-    match tokio::time::timeout(SETTLE, caught_up).await {
-        Ok(read) => read,
-        // Not within SETTLE: the caller's assertions say what is off.
-        Err(_) => read().await,
+    if let Ok(read) = tokio::time::timeout(SETTLE, caught_up).await {
+        return read;
+    }
+    // Not within SETTLE: the caller's assertions say what is off.
+    let (stored, fleet) = read().await;
+    explain_disagreement(client, &stored, &fleet).await;
+    (stored, fleet)
+}
+
+/// Every created event of the stream, read from the first by a consumer of the
+/// test's own (as far as it could: an error is printed).
+async fn created_events(client: &Client) -> Vec<shared::store::StoredMessage> {
+    let mut events = Vec::new();
+    loop {
+        let from = events.last().map_or(1, |message: &shared::store::StoredMessage| message.sequence + 1);
+        let request = shared::store::BatchRequest {
+            from,
+            subject: consignment::CREATED_EVENTS.to_owned(),
+            batch: shared::store::MAX_BATCH,
+            max_bytes: None,
+            min_last_seq: None,
+        };
+        match shared::store::direct_batch(client, EVENTS_STREAM, &request, API_TIMEOUT).await {
+            Ok(messages) if !messages.is_empty() => events.extend(messages),
+            Ok(_) => return events,
+            Err(error) => {
+                eprintln!("cannot read the event stream from {from}: {error}");
+                return events;
+            }
+        }
+    }
+}
+
+/// For a reading whose lists disagree: folds the created events into a ledger of
+/// the test's (`shared::ledger`, as both workers fold them) and prints, for each
+/// vessel whose listed bookings differ from the consignments listed on it or from
+/// the stream, what the stream books on it, and each consignment the stream books
+/// more than once; so
+/// that the reading tells which worker's view is off, and whether the stream is.
+async fn explain_disagreement(client: &Client, stored: &[Consignment], fleet: &[shared::model::ListedVessel]) {
+    // Every event of the run is within the window: their times are not needed.
+    let window = Duration::from_secs(shared::config::DEFAULT_IDEMPOTENCY_WINDOW_SECS);
+    let mut ledger = shared::ledger::Ledger::new(window);
+    let mut booked_at: HashMap<String, Vec<u64>> = HashMap::new();
+    for message in &created_events(client).await {
+        let Some(vessel_id) = consignment::created_vessel(&message.subject) else { continue };
+        let Ok(event) = serde_json::from_slice::<shared::ledger::EventView>(&message.payload) else {
+            ledger.touch(message.sequence, vessel_id);
+            continue;
+        };
+        let counted = ledger.apply(message.sequence, 0, vessel_id, &event.consignments);
+        for (entry, counts) in event.consignments.iter().zip(counted) {
+            if counts {
+                booked_at.entry(entry.consignment.id.clone()).or_default().push(message.sequence);
+            }
+        }
+    }
+    println!("  the stream, folded by the test up to sequence {}:", ledger.position());
+    for listed in fleet {
+        let carried = stored.iter().filter(|consignment| consignment.vessel_id == listed.vessel.id);
+        let containers: usize = carried.map(|consignment| consignment.containers.len()).sum();
+        let folded = ledger.vessel(&listed.vessel.id);
+        if u64::from(listed.vessel.booked.containers) != u64::try_from(containers).unwrap()
+            || listed.vessel.booked != folded.booked
+        {
+            println!(
+                "  {}: listed booked {:?}, {containers} containers in the consignments listed on it; the stream books {:?} (last event {})",
+                listed.vessel.id, listed.vessel.booked, folded.booked, folded.last_sequence
+            );
+        }
+    }
+    for (id, sequences) in booked_at.iter().filter(|(_, sequences)| sequences.len() > 1) {
+        println!("  consignment {id} is booked by the events at {sequences:?}");
     }
 }
 
@@ -634,38 +707,19 @@ async fn explain_missing(
 ) {
     let mut held: HashMap<String, Vec<String>> = HashMap::new();
     let mut sequences = std::collections::BTreeSet::new();
-    let mut from = 1;
-    loop {
-        let request = shared::store::BatchRequest {
-            from,
-            subject: consignment::CREATED_EVENTS.to_owned(),
-            batch: shared::store::MAX_BATCH,
-            max_bytes: None,
-            min_last_seq: None,
+    for message in &created_events(client).await {
+        let Ok(created) = serde_json::from_slice::<shared::model::ConsignmentsCreated>(&message.payload) else {
+            continue;
         };
-        let messages = match shared::store::direct_batch(client, EVENTS_STREAM, &request, API_TIMEOUT).await {
-            Ok(messages) if !messages.is_empty() => messages,
-            Ok(_) => break,
-            Err(error) => {
-                eprintln!("cannot read the event stream from {from}: {error}");
-                break;
-            }
-        };
-        for message in &messages {
-            let Ok(created) = serde_json::from_slice::<shared::model::ConsignmentsCreated>(&message.payload) else {
-                continue;
-            };
-            for (entry, created) in created.consignments.iter().enumerate() {
-                let key = &created.consignment.description;
-                if missing.iter().any(|outcome| &outcome.key == key) {
-                    let place =
-                        format!("{} at {}.{entry} on {}", created.consignment.id, message.sequence, message.subject);
-                    held.entry(key.clone()).or_default().push(place);
-                    sequences.insert(message.sequence);
-                }
+        for (entry, created) in created.consignments.iter().enumerate() {
+            let key = &created.consignment.description;
+            if missing.iter().any(|outcome| &outcome.key == key) {
+                let place =
+                    format!("{} at {}.{entry} on {}", created.consignment.id, message.sequence, message.subject);
+                held.entry(key.clone()).or_default().push(place);
+                sequences.insert(message.sequence);
             }
         }
-        from = messages.last().map_or(u64::MAX, |message| message.sequence + 1);
     }
     // What each node holds at those sequences: a direct get goes to the replica of
     // the server the client is connected to first.
