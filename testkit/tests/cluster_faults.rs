@@ -656,8 +656,8 @@ async fn created_events(client: &Client) -> Vec<shared::store::StoredMessage> {
 /// the test's (`shared::ledger`, as both workers fold them) and prints, for each
 /// vessel whose listed bookings differ from the consignments listed on it or from
 /// the stream, what the stream books on it, and each consignment the stream books
-/// more than once; so
-/// that the reading tells which worker's view is off, and whether the stream is.
+/// more than once; so that the reading tells which worker's view is off, and
+/// whether the stream is.
 async fn explain_disagreement(client: &Client, stored: &[Consignment], fleet: &[shared::model::ListedVessel]) {
     // Every event of the run is within the window: their times are not needed.
     let window = Duration::from_secs(shared::config::DEFAULT_IDEMPOTENCY_WINDOW_SECS);
