@@ -729,6 +729,31 @@ mod flow {
         assert_eq!(b.get(&created.id).await.unwrap(), Some(created));
     }
 
+    /// A list never ends short of what the projection has taken in: an answer
+    /// from a replica that lacks the newest event (and says nothing more matches)
+    /// is asked again, and if every ask is short the page is "try again" (503),
+    /// never shorter.
+    #[tokio::test(start_paused = true)]
+    async fn a_list_asks_again_when_a_replica_lacks_the_newest_event() {
+        use crate::{
+            domain::ConsignmentFilter,
+            read::{PageQuery, ReadError, Reader},
+        };
+
+        let log = Arc::new(MemoryLog::default());
+        let fleet = [vessel("v1", 100, 1_000_000)];
+        let (creator, view, _) = instance(&log, &fleet);
+        let reader = Reader::new(Arc::clone(&log), view);
+        let first = creator.create(&seed(10), None).await.unwrap();
+        let newest = creator.create(&seed(10), None).await.unwrap();
+        let query = PageQuery { after: None, limit: 10, filter: ConsignmentFilter::default(), max_bytes: 1 << 20 };
+
+        log.answer_short(3);
+        assert_eq!(reader.page(&query).await.unwrap().consignments, [first, newest]);
+        log.answer_short(usize::MAX);
+        assert!(matches!(reader.page(&query).await, Err(ReadError::Lacking { from: 1, until: 2 })));
+    }
+
     #[tokio::test]
     async fn a_projection_rebuilt_from_the_log_is_the_one_kept_live() {
         let log = Arc::new(MemoryLog::default());

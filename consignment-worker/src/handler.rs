@@ -166,7 +166,9 @@ fn create_failed(error: &CreateError) -> ServiceError {
 /// The error reply to a read that failed.
 fn read_failed(error: &ReadError) -> ServiceError {
     let reply = match error {
-        ReadError::Behind(_) => ServiceError::new(ErrorCode::Unavailable, error.to_string()),
+        ReadError::Behind(_) | ReadError::Lacking { .. } => {
+            ServiceError::new(ErrorCode::Unavailable, error.to_string())
+        }
         ReadError::Store(_) => ServiceError::internal("the store failed"),
     };
     logged(reply, error)

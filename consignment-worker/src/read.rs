@@ -76,6 +76,10 @@ pub struct Page {
 pub enum ReadError {
     #[error("this instance is catching up with the event stream: {0}; try again")]
     Behind(#[from] Behind),
+    /// Every replica asked lacked created events this instance has taken in (they
+    /// are catching up, after a fault): a page would miss them.
+    #[error("the replicas that answered lack created events from {from} to {until} that this instance has; try again")]
+    Lacking { from: u64, until: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -109,21 +113,24 @@ impl<L: EventLog> Reader<L> {
     }
 
     /// Reads `read`, asked again while the replica answering lacks created events
-    /// that the projection has taken in (it answered with a hole): each ask may go
-    /// to another replica. Returns what it read, which may stop short of `until`
-    /// (the batch's limits), but never skips an event.
-    async fn read_whole(&self, read: Read<'_>) -> Result<Vec<StoredMessage>, StoreError> {
+    /// that the projection has taken in (it answered with a hole, or ended short of
+    /// `until` saying nothing more matches): each ask may go to another replica.
+    /// Returns what it read, which may stop short of `until` only where the answer
+    /// says more follow (the batch's limits), and never skips an event.
+    async fn read_whole(&self, read: Read<'_>) -> Result<Vec<StoredMessage>, ReadError> {
         let whole = |events: Vec<StoredMessage>| {
-            let to = events.last().map_or(read.until, |last| last.sequence.min(read.until));
+            // Cut by the batch's limits, an answer covers the events up to its
+            // last; else it must cover them all, up to `until`.
+            let to =
+                events.last().filter(|last| last.pending > 0).map_or(read.until, |last| last.sequence.min(read.until));
             let returned: Vec<u64> =
                 events.iter().map(|message| message.sequence).filter(|&sequence| sequence <= to).collect();
             let whole = self.view.read(|view| view.created_events(read.vessel_id, read.from, to) == returned);
             whole.then_some(events)
         };
-        ask_replicas(|| async { Ok(whole(self.log.read(read).await?)) }).await?.ok_or_else(|| {
-            let operation = format!("read the created events from {} to {}", read.from, read.until);
-            StoreError::new(operation, "every replica that answered lacks some of them")
-        })
+        ask_replicas(|| async { Ok(whole(self.log.read(read).await?)) })
+            .await?
+            .ok_or(ReadError::Lacking { from: read.from, until: read.until })
     }
 
     /// A page of consignments, oldest first, of what the stream held when asked.

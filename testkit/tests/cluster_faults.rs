@@ -586,8 +586,9 @@ async fn check_state(settings: &Settings, client: &Client, outcomes: &[Outcome])
 /// caller's assertions to say what is off). A page answered 503 (a worker still
 /// following the stream again after the faults: "try again") is asked again. Lists
 /// show every write acknowledged before them (README, "How stale each read can be"),
-/// so one reading should do; yet one run's first reading found a vessel booked a
-/// container above the consignments listed on it, not explained so far: each
+/// so one reading should do; yet two runs' first reading found a vessel booked a
+/// container above the consignments listed on it: the consignment list had taken a
+/// replica's answer lacking the newest event as whole (README, "Cluster"). Each
 /// reading that does not agree is printed, the first (and the last) with what the
 /// stream itself books ([`explain_disagreement`]).
 async fn lists_that_agree(client: &Client) -> (Vec<Consignment>, Vec<shared::model::ListedVessel>) {

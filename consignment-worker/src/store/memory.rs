@@ -1,7 +1,8 @@
 //! [`EventLog`] in memory, for tests and fuzzing without NATS, in the manner of
 //! wadm's `TestStore`: the same append rule as JetStream's (the subject's last
 //! sequence must be the one expected), and followers fed each event as it is
-//! appended, unless a test holds one back to play a lagging instance.
+//! appended, unless a test holds one back to play a lagging instance; reads can
+//! be answered as by a replica that lacks the newest event.
 
 use std::{
     collections::HashMap,
@@ -29,6 +30,8 @@ struct State {
     events: Vec<Event>,
     last: HashMap<String, u64>,
     followers: Vec<Follower>,
+    /// Reads still to answer as a replica lacking the newest event would.
+    short_reads: usize,
 }
 
 #[derive(Debug)]
@@ -54,6 +57,12 @@ impl MemoryLog {
         let mut state = self.lock();
         state.followers[follower].held = held;
         state.deliver();
+    }
+
+    /// Answers the next `reads` reads as a replica that lacks the newest event
+    /// would: without it, and saying nothing more matches.
+    pub fn answer_short(&self, reads: usize) {
+        self.lock().short_reads = reads;
     }
 
     /// Appends `event` on `subject` as any writer would, guarded like
@@ -120,9 +129,11 @@ impl EventLog for MemoryLog {
             Some(vessel_id) => subject == consignment::created_event(vessel_id),
             None => consignment::created_vessel(subject).is_some(),
         };
-        let state = self.lock();
+        let mut state = self.lock();
+        let held = state.events.len() - usize::from(state.short_reads > 0 && !state.events.is_empty());
+        state.short_reads = state.short_reads.saturating_sub(1);
         let matching: Vec<&Event> =
-            state.events.iter().filter(|event| event.sequence >= from && wanted(&event.subject)).collect();
+            state.events[..held].iter().filter(|event| event.sequence >= from && wanted(&event.subject)).collect();
         let total = matching.len();
         Ok(matching
             .into_iter()
