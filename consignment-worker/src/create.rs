@@ -524,7 +524,11 @@ mod flow {
     };
 
     use super::*;
-    use crate::store::MemoryLog;
+    use crate::{
+        domain::ConsignmentFilter,
+        read::{PageQuery, ReadError, Reader},
+        store::MemoryLog,
+    };
 
     /// The vessel service, answering as a projection of the same log would.
     struct Fleet {
@@ -697,15 +701,15 @@ mod flow {
         assert_eq!(left, [0, 1].into(), "crashes before the append and after it");
     }
 
+    /// The first page of every consignment, of up to 10.
+    fn first_page() -> PageQuery {
+        PageQuery { after: None, limit: 10, filter: ConsignmentFilter::default(), max_bytes: 1 << 20 }
+    }
+
     /// A list or a get through an instance that has not taken in a create's event
     /// yet answers once it has, and never without the create.
     #[tokio::test(start_paused = true)]
     async fn a_read_through_a_lagging_instance_waits_for_what_the_stream_held() {
-        use crate::{
-            domain::ConsignmentFilter,
-            read::{PageQuery, ReadError, Reader},
-        };
-
         let log = Arc::new(MemoryLog::default());
         let fleet = [vessel("v1", 100, 1_000_000)];
         let (a, _, _) = instance(&log, &fleet);
@@ -713,7 +717,7 @@ mod flow {
         let b = Reader::new(Arc::clone(&log), lagging);
         log.hold(follower, true);
         let created = a.create(&seed(10), None).await.unwrap();
-        let query = PageQuery { after: None, limit: 10, filter: ConsignmentFilter::default(), max_bytes: 1 << 20 };
+        let query = first_page();
 
         // Held back for longer than a read waits: "try again", not a stale answer.
         assert!(matches!(b.page(&query).await, Err(ReadError::Behind(_))));
@@ -735,18 +739,13 @@ mod flow {
     /// never shorter.
     #[tokio::test(start_paused = true)]
     async fn a_list_asks_again_when_a_replica_lacks_the_newest_event() {
-        use crate::{
-            domain::ConsignmentFilter,
-            read::{PageQuery, ReadError, Reader},
-        };
-
         let log = Arc::new(MemoryLog::default());
         let fleet = [vessel("v1", 100, 1_000_000)];
         let (creator, view, _) = instance(&log, &fleet);
         let reader = Reader::new(Arc::clone(&log), view);
         let first = creator.create(&seed(10), None).await.unwrap();
         let newest = creator.create(&seed(10), None).await.unwrap();
-        let query = PageQuery { after: None, limit: 10, filter: ConsignmentFilter::default(), max_bytes: 1 << 20 };
+        let query = first_page();
 
         log.answer_short(3);
         assert_eq!(reader.page(&query).await.unwrap().consignments, [first, newest]);

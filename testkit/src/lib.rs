@@ -234,7 +234,7 @@ pub fn service_error<T: std::fmt::Debug>(result: Result<T, RequestError>) -> Ser
 /// catching up with the event stream after a fault, "try again", README "How stale
 /// each read can be"), within `timeout` in all. The server does the waiting: it
 /// answers 503 only after waiting 2 s for its projection.
-async fn page<T: serde::de::DeserializeOwned>(
+async fn ask_page<T: serde::de::DeserializeOwned>(
     client: &async_nats::Client,
     subject: &str,
     query: &impl serde::Serialize,
@@ -259,7 +259,7 @@ async fn page<T: serde::de::DeserializeOwned>(
 pub async fn list_all(client: &async_nats::Client, mut query: ListConsignments, timeout: Duration) -> Vec<Consignment> {
     let mut all = Vec::new();
     loop {
-        let page: ConsignmentList = page(client, consignment::LIST, &query, timeout)
+        let page: ConsignmentList = ask_page(client, consignment::LIST, &query, timeout)
             .await
             .unwrap_or_else(|error| panic!("consignment.list after {} consignments: {error}", all.len()));
         all.extend(page.consignments);
@@ -278,7 +278,7 @@ pub async fn list_vessels(client: &async_nats::Client, timeout: Duration) -> Vec
     let mut query = ListVessels::default();
     let mut all = Vec::new();
     loop {
-        let page: VesselList = page(client, vessel::LIST, &query, timeout)
+        let page: VesselList = ask_page(client, vessel::LIST, &query, timeout)
             .await
             .unwrap_or_else(|error| panic!("vessel.list after {} vessels: {error}", all.len()));
         all.extend(page.vessels);

@@ -549,16 +549,8 @@ async fn check_state(settings: &Settings, client: &Client, outcomes: &[Outcome])
     let count = u64::try_from(stored.len()).unwrap();
     for listed in &fleet {
         let vessel = &listed.vessel;
-        let carried: Vec<&Consignment> =
-            stored.iter().filter(|consignment| consignment.vessel_id == vessel.id).collect();
-        let containers: usize = carried.iter().map(|consignment| consignment.containers.len()).sum();
-        let weight: u64 = carried.iter().map(|consignment| consignment.weight).sum();
-        assert_eq!(
-            u64::from(vessel.booked.containers),
-            u64::try_from(containers).unwrap(),
-            "{} containers booked",
-            vessel.id
-        );
+        let (carried, containers, weight) = carried(&stored, &vessel.id);
+        assert_eq!(u64::from(vessel.booked.containers), containers, "{} containers booked", vessel.id);
         assert_eq!(vessel.booked.weight, weight, "{} weight booked", vessel.id);
         assert!(
             vessel.booked.containers <= vessel.capacity && vessel.booked.weight <= vessel.max_weight,
@@ -567,18 +559,25 @@ async fn check_state(settings: &Settings, client: &Client, outcomes: &[Outcome])
         );
         println!(
             "  {}: {} consignments, {}/{} containers, {}/{} kg",
-            vessel.id,
-            carried.len(),
-            vessel.booked.containers,
-            vessel.capacity,
-            vessel.booked.weight,
-            vessel.max_weight
+            vessel.id, carried, vessel.booked.containers, vessel.capacity, vessel.booked.weight, vessel.max_weight
         );
     }
     println!("stored: {count} consignments, the same event stream on every node:");
     for (name, state) in &held {
         println!("  {name}: {} messages, last sequence {}", state.messages, state.last_seq);
     }
+}
+
+/// The consignments of `stored` on vessel `vessel_id`: how many, and their
+/// containers and weight.
+fn carried(stored: &[Consignment], vessel_id: &str) -> (usize, u64, u64) {
+    stored.iter().filter(|consignment| consignment.vessel_id == vessel_id).fold(
+        (0, 0, 0),
+        |(n, containers, weight), consignment| {
+            let more = u64::try_from(consignment.containers.len()).unwrap();
+            (n + 1, containers + more, weight + consignment.weight)
+        },
+    )
 }
 
 /// The consignments and the fleet, listed until every vessel's bookings equal the
@@ -594,11 +593,8 @@ async fn check_state(settings: &Settings, client: &Client, outcomes: &[Outcome])
 async fn lists_that_agree(client: &Client) -> (Vec<Consignment>, Vec<shared::model::ListedVessel>) {
     let booked_as_stored = |stored: &[Consignment], fleet: &[shared::model::ListedVessel]| {
         fleet.iter().all(|listed| {
-            let carried = stored.iter().filter(|consignment| consignment.vessel_id == listed.vessel.id);
-            let containers: usize = carried.clone().map(|consignment| consignment.containers.len()).sum();
-            let weight: u64 = carried.map(|consignment| consignment.weight).sum();
-            u64::from(listed.vessel.booked.containers) == u64::try_from(containers).unwrap()
-                && listed.vessel.booked.weight == weight
+            let (_, containers, weight) = carried(stored, &listed.vessel.id);
+            u64::from(listed.vessel.booked.containers) == containers && listed.vessel.booked.weight == weight
         })
     };
     let read = || async {
@@ -679,12 +675,9 @@ async fn explain_disagreement(client: &Client, stored: &[Consignment], fleet: &[
     }
     println!("  the stream, folded by the test up to sequence {}:", ledger.position());
     for listed in fleet {
-        let carried = stored.iter().filter(|consignment| consignment.vessel_id == listed.vessel.id);
-        let containers: usize = carried.map(|consignment| consignment.containers.len()).sum();
+        let (_, containers, _) = carried(stored, &listed.vessel.id);
         let folded = ledger.vessel(&listed.vessel.id);
-        if u64::from(listed.vessel.booked.containers) != u64::try_from(containers).unwrap()
-            || listed.vessel.booked != folded.booked
-        {
+        if u64::from(listed.vessel.booked.containers) != containers || listed.vessel.booked != folded.booked {
             println!(
                 "  {}: listed booked {:?}, {containers} containers in the consignments listed on it; the stream books {:?} (last event {})",
                 listed.vessel.id, listed.vessel.booked, folded.booked, folded.last_sequence
