@@ -58,7 +58,7 @@ use uuid::Uuid;
 use crate::{
     consignments::Consignments,
     domain::{ValidConsignment, idempotency_key},
-    read,
+    read::{self, FetchError},
     store::{AppendError, EventLog, StoreError},
     vessels::VesselFinder,
 };
@@ -86,12 +86,25 @@ pub enum CreateError {
         "the create was stored, but this instance has not read it back in time: {0}; repeat it with the same Nats-Msg-Id"
     )]
     Behind(#[from] Behind),
+    /// A repeat's consignment is stored, in event `0`, but no replica asked
+    /// returned that event ([`FetchError::Lacking`]).
+    #[error("this Nats-Msg-Id's consignment is stored, but the replicas that answered lack its event {0}; try again")]
+    Unread(u64),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the writer of vessel {0} stopped")]
     Stopped(String),
     #[error("the consignment takes {0} bytes stored, more than an event may hold")]
     TooLarge(usize),
+}
+
+impl From<FetchError> for CreateError {
+    fn from(error: FetchError) -> Self {
+        match error {
+            FetchError::Lacking(sequence) => Self::Unread(sequence),
+            FetchError::Store(error) => Self::Store(error),
+        }
+    }
 }
 
 /// What a vessel's writer did with a create.
@@ -751,6 +764,21 @@ mod flow {
         assert_eq!(reader.page(&query).await.unwrap().consignments, [first, newest]);
         log.answer_short(usize::MAX);
         assert!(matches!(reader.page(&query).await, Err(ReadError::Lacking { from: 1, until: 2 })));
+    }
+
+    /// A get, like a list, asks again while the replica answering lacks the event
+    /// that holds the consignment, and is "try again" (503) if every ask is short.
+    #[tokio::test(start_paused = true)]
+    async fn a_get_asks_again_when_a_replica_lacks_its_event() {
+        let log = Arc::new(MemoryLog::default());
+        let (creator, view, _) = instance(&log, &[vessel("v1", 100, 1_000_000)]);
+        let reader = Reader::new(Arc::clone(&log), view);
+        let newest = creator.create(&seed(10), None).await.unwrap();
+
+        log.answer_short(3);
+        assert_eq!(reader.get(&newest.id).await.unwrap().as_ref(), Some(&newest));
+        log.answer_short(usize::MAX);
+        assert!(matches!(reader.get(&newest.id).await, Err(ReadError::Lacking { from: 1, until: 1 })));
     }
 
     #[tokio::test]

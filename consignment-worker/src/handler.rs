@@ -154,7 +154,7 @@ fn create_failed(error: &CreateError) -> ServiceError {
                 ServiceError::new(ErrorCode::Unavailable, format!("vessel service failed: {failed}"))
             }
         },
-        CreateError::Contended(_) | CreateError::Behind(_) => {
+        CreateError::Contended(_) | CreateError::Behind(_) | CreateError::Unread(_) => {
             ServiceError::new(ErrorCode::Unavailable, error.to_string())
         }
         CreateError::Store(_) | CreateError::Stopped(_) => ServiceError::internal("the store failed"),

@@ -37,20 +37,28 @@ const SCAN_LIMIT: usize = 10 * MAX_BATCH;
 /// The consignment stored at `location`.
 ///
 /// The event is asked for again when the replica that answered lacks it (it
-/// answered with a later event, or none): each ask may go to another replica.
-pub async fn fetch(log: &impl EventLog, location: Location) -> Result<Consignment, StoreError> {
+/// answered with a later event, or none): each ask may go to another replica; if
+/// none of them had it, [`FetchError::Lacking`] ("try again"), as a list would.
+pub async fn fetch(log: &impl EventLog, location: Location) -> Result<Consignment, FetchError> {
     let read = Read { from: location.sequence, vessel_id: None, batch: 1, max_bytes: None, until: location.sequence };
     let held = |found: Vec<StoredMessage>| found.into_iter().find(|message| message.sequence == location.sequence);
-    let message = ask_replicas(|| async { Ok(held(log.read(read).await?)) }).await?.ok_or_else(|| {
-        StoreError::new(format!("read event {}", location.sequence), "no replica that answered holds it")
-    })?;
+    let message = ask_replicas(|| async { Ok(held(log.read(read).await?)) })
+        .await?
+        .ok_or(FetchError::Lacking(location.sequence))?;
     let event: ConsignmentsCreated = shared::store::decode("a created event", &message.payload)?;
-    event
-        .consignments
-        .into_iter()
-        .nth(location.entry as usize)
-        .map(|entry| entry.consignment)
-        .ok_or_else(|| StoreError::new(format!("read event {}", location.sequence), "it has no such entry"))
+    let consignment = event.consignments.into_iter().nth(location.entry as usize).map(|entry| entry.consignment);
+    Ok(consignment
+        .ok_or_else(|| StoreError::new(format!("read event {}", location.sequence), "it has no such entry"))?)
+}
+
+/// Why a stored consignment could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Every replica asked lacked its event (catching up, after a fault).
+    #[error("the replicas that answered lack event {0}, which this instance has; try again")]
+    Lacking(u64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Which page of consignments to read.
@@ -82,6 +90,15 @@ pub enum ReadError {
     Lacking { from: u64, until: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<FetchError> for ReadError {
+    fn from(error: FetchError) -> Self {
+        match error {
+            FetchError::Lacking(sequence) => Self::Lacking { from: sequence, until: sequence },
+            FetchError::Store(error) => Self::Store(error),
+        }
+    }
 }
 
 /// Reads consignments.
