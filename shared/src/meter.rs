@@ -2,7 +2,11 @@
 //! to scrape (`/metrics`, served by [`crate::health`] when `METRICS_ADDR` is set).
 //!
 //! Until [`install`] runs (no `METRICS_ADDR`), nothing is recorded: each call
-//! below is one atomic load. Names follow the Prometheus conventions (`_total`,
+//! below is one atomic load, and a service's endpoints have no [`Endpoint`]
+//! metrics. After it, the metrics recorded on every request are registered once
+//! ([`Endpoint`], and per subject for outgoing requests) and recorded through
+//! their handles; the rare ones (errors, timeouts, conflicts) are looked up by
+//! name and labels when they happen. Names follow the Prometheus conventions (`_total`,
 //! `_seconds`, base units) and, where one applies, the OpenTelemetry messaging semantic
 //! convention (`messaging.process.duration`, `messaging.client.operation.duration`,
 //! label `messaging_destination_name` for the subject a request is sent to).
@@ -23,8 +27,9 @@
 //! | `shippy_nats_reconnects_total`, `shippy_nats_slow_consumers_total` | counter | |
 
 use std::{
+    collections::HashMap,
     sync::{
-        OnceLock,
+        LazyLock, OnceLock, PoisonError, RwLock,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -80,41 +85,65 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
-/// One request to a service's endpoint, in flight until dropped.
+/// The metrics of one endpoint of a service, registered once, when the service
+/// starts: a request then records through these handles, not looking each one up
+/// in the recorder's registry by name and labels, which costs several times the
+/// recording itself (README, "Overhead").
 #[derive(Debug)]
-pub struct Request {
+pub struct Endpoint {
     service: &'static str,
-    endpoint: &'static str,
+    name: &'static str,
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+    in_flight: metrics::Gauge,
+    wait: metrics::Histogram,
 }
 
-impl Request {
-    /// A request to `endpoint` (its name) of `service`, taken off the
-    /// subscription `waited` ago, now starting.
-    pub fn start(service: &'static str, endpoint: &'static str, waited: Duration) -> Option<Self> {
-        if !on() {
-            return None;
-        }
-        metrics::gauge!(IN_FLIGHT, "service" => service).increment(1);
-        metrics::histogram!(REQUEST_WAIT, "service" => service).record(waited);
-        Some(Self { service, endpoint })
+impl Endpoint {
+    /// The metrics of `endpoint` (its name) of `service`, if metrics are recorded
+    /// ([`install`] has run).
+    pub fn new(service: &'static str, endpoint: &'static str) -> Option<Self> {
+        on().then(|| Self {
+            service,
+            name: endpoint,
+            requests: metrics::counter!(REQUESTS, "service" => service, "endpoint" => endpoint),
+            duration: metrics::histogram!(PROCESS_DURATION, "service" => service, "endpoint" => endpoint),
+            in_flight: metrics::gauge!(IN_FLIGHT, "service" => service),
+            wait: metrics::histogram!(REQUEST_WAIT, "service" => service),
+        })
+    }
+}
+
+/// One request to an endpoint, in flight until dropped.
+#[derive(Debug)]
+pub struct Request<'a>(&'a Endpoint);
+
+impl<'a> Request<'a> {
+    /// A request to `endpoint`, taken off the subscription `waited` ago, now
+    /// starting; nothing while metrics are not recorded (no `endpoint`).
+    pub fn start(endpoint: Option<&'a Endpoint>, waited: Duration) -> Option<Self> {
+        let endpoint = endpoint?;
+        endpoint.in_flight.increment(1);
+        endpoint.wait.record(waited);
+        Some(Self(endpoint))
     }
 
     /// The request was answered after `took`, with `error` if it failed.
     pub fn done(&self, took: Duration, error: Option<ErrorCode>) {
-        let (service, endpoint) = (self.service, self.endpoint);
-        metrics::counter!(REQUESTS, "service" => service, "endpoint" => endpoint).increment(1);
-        metrics::histogram!(PROCESS_DURATION, "service" => service, "endpoint" => endpoint).record(took);
+        let Endpoint { service, name, requests, duration, .. } = self.0;
+        requests.increment(1);
+        duration.record(took);
         if let Some(code) = error {
-            metrics::counter!(REQUEST_ERRORS, "service" => service, "endpoint" => endpoint,
+            metrics::counter!(REQUEST_ERRORS, "service" => *service, "endpoint" => *name,
                 "error_type" => code.to_string())
             .increment(1);
         }
     }
 }
 
-impl Drop for Request {
+impl Drop for Request<'_> {
     fn drop(&mut self) {
-        metrics::gauge!(IN_FLIGHT, "service" => self.service).decrement(1);
+        self.0.in_flight.decrement(1);
     }
 }
 
@@ -131,17 +160,32 @@ pub fn client_request(subject: &str, took: Duration, outcome: Outcome) {
     if !on() {
         return;
     }
-    let subject = subject.to_owned();
     match outcome {
         Outcome::Answered => {}
         Outcome::TimedOut => {
-            metrics::counter!(CLIENT_TIMEOUTS, "messaging_destination_name" => subject.clone()).increment(1);
+            metrics::counter!(CLIENT_TIMEOUTS, "messaging_destination_name" => subject.to_owned()).increment(1);
         }
         Outcome::NoResponders => {
-            metrics::counter!(CLIENT_NO_RESPONDERS, "messaging_destination_name" => subject.clone()).increment(1);
+            metrics::counter!(CLIENT_NO_RESPONDERS, "messaging_destination_name" => subject.to_owned()).increment(1);
         }
     }
-    metrics::histogram!(CLIENT_DURATION, "messaging_destination_name" => subject).record(took);
+    client_duration(subject).record(took);
+}
+
+/// The latency histogram of the requests sent to `subject`, registered once per
+/// subject (a worker sends to one or two): as for [`Endpoint`], a lookup by name
+/// and labels on every request would cost more than the recording.
+fn client_duration(subject: &str) -> metrics::Histogram {
+    static BY_SUBJECT: LazyLock<RwLock<HashMap<String, metrics::Histogram>>> = LazyLock::new(RwLock::default);
+    if let Some(histogram) = BY_SUBJECT.read().unwrap_or_else(PoisonError::into_inner).get(subject) {
+        return histogram.clone();
+    }
+    BY_SUBJECT
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(subject.to_owned())
+        .or_insert_with(|| metrics::histogram!(CLIENT_DURATION, "messaging_destination_name" => subject.to_owned()))
+        .clone()
 }
 
 /// A JetStream `operation` (`publish`, `get`...) that took `took`; `conflict` if

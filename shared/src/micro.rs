@@ -67,6 +67,8 @@ struct Endpoint {
     subject: String,
     queue_group: &'static str,
     stats: Mutex<Stats>,
+    /// Its metrics, while they are recorded.
+    meter: Option<crate::meter::Endpoint>,
 }
 
 /// What one endpoint has served, as `$SRV.STATS` reports it.
@@ -99,6 +101,7 @@ impl Registry {
                 subject: format!("{name}.{endpoint}"),
                 queue_group,
                 stats: Mutex::default(),
+                meter: crate::meter::Endpoint::new(name, endpoint),
             })
             .collect();
         Self {
@@ -111,11 +114,6 @@ impl Registry {
         }
     }
 
-    /// The service's name.
-    pub(crate) fn name(&self) -> &'static str {
-        self.name
-    }
-
     /// The queue group of endpoint `index`.
     ///
     /// # Panics
@@ -124,12 +122,12 @@ impl Registry {
         self.endpoints[index].queue_group
     }
 
-    /// The name of endpoint `index`.
+    /// The metrics of endpoint `index`, while they are recorded.
     ///
     /// # Panics
     /// If `index` is not an endpoint of this service.
-    pub(crate) fn endpoint_name(&self, index: usize) -> &'static str {
-        self.endpoints[index].name
+    pub(crate) fn meter(&self, index: usize) -> Option<&crate::meter::Endpoint> {
+        self.endpoints[index].meter.as_ref()
     }
 
     /// The subject and queue group of each endpoint, in endpoint order.

@@ -296,8 +296,7 @@ impl<H: Handler> Responder<H> {
     /// `taken` is when it was taken off the subscription.
     async fn answer(self: Arc<Self>, (index, message): (usize, Message), taken: Instant) {
         let received = Instant::now();
-        let metered =
-            crate::meter::Request::start(self.registry.name(), self.registry.endpoint_name(index), received - taken);
+        let metered = crate::meter::Request::start(self.registry.meter(index), received - taken);
         let size = message.payload.len();
         let span =
             crate::telemetry::server_span(&message.subject, self.registry.queue_group(index), message.headers.as_ref());
