@@ -1,6 +1,11 @@
 use clap::Parser as _;
 use vessel_worker::Config;
 
+/// jemalloc: its per-thread caches take back cheaply what another thread frees
+/// (README, "Overhead").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
