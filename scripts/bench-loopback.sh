@@ -45,8 +45,14 @@ cargo build --release --locked --quiet --bin vessel-worker --bin consignment-wor
 dir="$(mktemp -d)"
 pids=()
 cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    # The services first, each drained before the next, nats-server last.
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        kill "${pids[i]}" 2>/dev/null || true
+        wait "${pids[i]}" 2>/dev/null || true
+    done
+    # The services' warnings and errors, once they have stopped (such as spans
+    # dropped by the tracing exporter, counted at shutdown).
+    grep -sHw -E "WARN|ERROR" "$dir"/*-worker.log "$dir"/gateway.log >&2 || true
     rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -51,7 +51,9 @@ def run(worker_env, args):
     if errors and errors.group(1) != "0":
         sys.exit(f"creates failed:\n{out.stdout}")
     cpu = {name: int(ms) for name, ms in re.findall(r"^cpu (\S+): (\d+) ms", out.stdout, re.M)}
-    return int(rates["create"]), int(rates["raw"]), cpu
+    # The workers' logs at shutdown: the spans their exporters dropped, if any.
+    dropped = sum(int(count) for count in re.findall(r"dropped_span_count=(\d+)", out.stderr))
+    return int(rates["create"]), int(rates["raw"]), cpu, dropped
 
 
 def main():
@@ -73,12 +75,14 @@ def main():
         configurations["metrics"] = "METRICS_ADDR=127.0.0.1:0"
     configurations["traced"] = f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{port}"
     runs = {name: [] for name in configurations}
+    drops = dict.fromkeys(configurations, 0)
     try:
         for round_ in range(1, args.rounds + 1):
             order = list(configurations) if round_ % 2 else list(reversed(configurations))
             for name in order:
-                create, raw, cpu = run(configurations[name], args)
+                create, raw, cpu, dropped = run(configurations[name], args)
                 runs[name].append((create, cpu))
+                drops[name] += dropped
                 cpus = " ".join(f"{process} {ms} ms" for process, ms in cpu.items())
                 print(f"round {round_} {name:8} creates/s {create:6}  raw {raw:6}  cpu: {cpus}", flush=True)
     finally:
@@ -100,6 +104,8 @@ def main():
                 f" ({min(ratios):.2f}-{max(ratios):.2f})"
             )
         line += f"  workers' CPU / nats-server's {statistics.mean(workers):.3f}"
+        if name == "traced":
+            line += f"  spans dropped {drops[name]}"
         print(line)
     print(f"\nspans received (scripts/otlp-sink.py):\n{spans}", end="")
 

@@ -8,7 +8,11 @@
 //! most 16,384 queued, unless `OTEL_BSP_*` say otherwise) and sent over
 //! OTLP/HTTP (protobuf), named by `OTEL_SERVICE_NAME` (default: the binary's name)
 //! and sampled by `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG` (default
-//! `parentbased_always_on`). Without an endpoint, or with `OTEL_SDK_DISABLED=true`
+//! `parentbased_always_on`). The export runs on the batch processor's thread at
+//! idle priority ([`IdleExport`]): it takes only CPU time no request wants, and
+//! when the CPUs stay busy until the queue is full, spans are dropped (the SDK
+//! logs a warning at the first and the count at shutdown), never requests slowed.
+//! Without an endpoint, or with `OTEL_SDK_DISABLED=true`
 //! or `OTEL_TRACES_EXPORTER=none`, no tracer is installed: the request and
 //! JetStream spans are not made, nothing is exported and nothing is added to
 //! messages.
@@ -57,7 +61,10 @@ use opentelemetry::{
         TracerProvider as _,
     },
 };
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::{
+    error::OTelSdkResult,
+    trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanData, SpanExporter},
+};
 use tracing::{Level, Span, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::{
@@ -194,8 +201,52 @@ fn otlp_provider(service: &'static str) -> Option<SdkTracerProvider> {
     if !set("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") {
         batch = batch.with_max_export_batch_size(4 * 1024);
     }
-    let processor = BatchSpanProcessor::builder(exporter).with_batch_config(batch.build()).build();
+    let processor = BatchSpanProcessor::builder(IdleExport(exporter)).with_batch_config(batch.build()).build();
     Some(SdkTracerProvider::builder().with_span_processor(processor).with_resource(resource).build())
+}
+
+/// An exporter that lowers the priority of the thread it exports on (the batch
+/// processor's, "OpenTelemetry.Traces.BatchProcessor") on its first export: to
+/// `SCHED_IDLE` on Linux, the lowest nice value elsewhere. Turning spans into
+/// OTLP, encoding and freeing them costs as much CPU as before, but only CPU that
+/// no request wants (module documentation; README, "Overhead").
+#[derive(Debug)]
+struct IdleExport<E>(E);
+
+impl<E: SpanExporter> SpanExporter for IdleExport<E> {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        thread_local!(static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+        if !LOWERED.replace(true)
+            && let Err(error) = lower_priority()
+        {
+            tracing::warn!(?error, "spans are exported at normal priority: it could not be lowered");
+        }
+        self.0.export(batch)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: std::time::Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.0.set_resource(resource);
+    }
+}
+
+/// Gives the calling thread the lowest priority there is for it: see [`IdleExport`].
+fn lower_priority() -> Result<(), thread_priority::Error> {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        thread_priority::set_thread_priority_and_policy(thread_priority::thread_native_id(), ThreadPriority::Min, idle)
+    }
+    #[cfg(not(target_os = "linux"))]
+    thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
 }
 
 /// The line format of `tracing-subscriber` (`F`), ending with the current
@@ -717,5 +768,41 @@ mod tests {
         let mut headers = None;
         inject(&mut headers);
         assert!(headers.is_none());
+    }
+
+    /// Records the scheduling policy of the thread each export runs on.
+    #[cfg(target_os = "linux")]
+    #[derive(Debug, Clone, Default)]
+    struct PolicyOfExports(std::sync::Arc<std::sync::Mutex<Vec<thread_priority::ThreadSchedulePolicy>>>);
+
+    #[cfg(target_os = "linux")]
+    impl SpanExporter for PolicyOfExports {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            let policy = thread_priority::thread_schedule_policy().expect("the export thread's policy");
+            self.0.lock().expect("not poisoned").push(policy);
+            Ok(())
+        }
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn spans_are_exported_at_idle_priority_and_requests_keep_theirs() {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_schedule_policy};
+
+        let exports = PolicyOfExports::default();
+        let processor = BatchSpanProcessor::builder(IdleExport(exports.clone())).build();
+        let provider = SdkTracerProvider::builder().with_span_processor(processor).build();
+        let before = thread_schedule_policy().expect("this thread's policy");
+        for _ in 0..2 {
+            opentelemetry::trace::Span::end(&mut provider.tracer(SCOPE).start("a request"));
+            provider.force_flush().expect("flushed");
+        }
+        assert_eq!(
+            *exports.0.lock().expect("not poisoned"),
+            [ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle); 2]
+        );
+        assert_eq!(thread_schedule_policy().expect("this thread's policy"), before);
+        assert_ne!(before, ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle));
+        provider.shutdown().expect("shut down");
     }
 }
