@@ -196,16 +196,11 @@ impl HeaderMap {
     /// headers.append("Key", "Value");
     /// headers.append("Key", "Another");
     pub fn append<K: IntoHeaderName, V: IntoHeaderValue>(&mut self, name: K, value: V) {
-        let key = name.into_header_name();
-        let v = self.inner.get_mut(&key);
-        match v {
-            Some(v) => {
-                v.push(value.into_header_value());
-            }
-            None => {
-                self.insert(key, value.into_header_value());
-            }
-        }
+        // One lookup, where `get_mut` and then `insert` hashed the name twice.
+        self.inner
+            .entry(name.into_header_name())
+            .or_default()
+            .push(value.into_header_value());
     }
 
     /// Gets a value for a given key. If key is not found, [Option::None] is returned.
@@ -267,7 +262,8 @@ impl HeaderMap {
     }
 
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
-        let mut buf = vec![];
+        // Sized once: growing from empty reallocated it three or four times a message.
+        let mut buf = Vec::with_capacity(self.wire_len());
         buf.extend_from_slice(b"NATS/1.0\r\n");
         for (k, vs) in &self.inner {
             for v in vs.iter() {
@@ -439,7 +435,8 @@ impl fmt::Display for ParseHeaderValueError {
 impl std::error::Error for ParseHeaderValueError {}
 
 fn validate_header_value(s: &str) -> Result<(), ParseHeaderValueError> {
-    if s.contains(['\r', '\n']) {
+    // Bytes, not chars: '\r' and '\n' are never part of another character in UTF-8.
+    if memchr::memchr2(b'\r', b'\n', s.as_bytes()).is_some() {
         Err(ParseHeaderValueError)
     } else {
         Ok(())
@@ -834,7 +831,8 @@ impl std::fmt::Display for ParseHeaderNameError {
 impl std::error::Error for ParseHeaderNameError {}
 
 fn validate_header_name(s: &str) -> Result<(), ParseHeaderNameError> {
-    if s.contains(|c: char| !c.is_ascii_graphic() || c == ':') {
+    // Bytes, not chars: every byte of a non-ASCII character is not ASCII graphic either.
+    if s.bytes().any(|b| !b.is_ascii_graphic() || b == b':') {
         Err(ParseHeaderNameError)
     } else {
         Ok(())
