@@ -1,7 +1,8 @@
 //! Header blocks through a real NATS server, as the patched async-nats writes and
-//! reads them (`vendor/async-nats/PATCHED.md`, "Cheaper header blocks"): every name,
-//! every value of a repeated name in order, and values with spaces, colons and
-//! non-ASCII text arrive as sent; names and values NATS cannot carry are refused.
+//! reads them (`vendor/async-nats/PATCHED.md`, "Cheaper messages with headers"):
+//! every name, every value of a repeated name in order, and values with spaces,
+//! colons and non-ASCII text arrive as sent; names and values NATS cannot carry
+//! are refused.
 
 use std::str::FromStr as _;
 

@@ -250,10 +250,11 @@ impl Connection {
         }
 
         if self.read_buf.starts_with(b"HMSG ") {
-            // Extract whitespace-delimited arguments that come after "HMSG".
+            // Extract space-delimited arguments that come after "HMSG", as for "MSG"
+            // above (`split_whitespace` decoded every character to test it).
             let line = std::str::from_utf8(&self.read_buf[5..len])
                 .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
-            let mut args = line.split_whitespace().filter(|s| !s.is_empty());
+            let mut args = line.split(' ').filter(|s| !s.is_empty());
 
             // <subject> <sid> [reply-to] <# header bytes><# total bytes>
             let (subject, sid, reply_to, header_len, total_len) = match (
